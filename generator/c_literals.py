@@ -1,0 +1,123 @@
+"""C literals and comment text for the module templates, as Jinja filters.
+
+The templates hold all the C; these filters only turn spec values into
+literals that compile without warnings and pass checkpatch --strict:
+strings are escaped with fixed-width octal (never greedy hex), '??' cannot
+form a trigraph, and long strings are split only after a newline escape
+(checkpatch accepts a split string only there).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+INT_MAX = 2**31 - 1
+_SIMPLE_ESCAPES = {
+    ord("\n"): "\\n",
+    ord("\t"): "\\t",
+    ord("\r"): "\\r",
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+}
+
+
+def c_string_chunks(data: bytes | str) -> list[str]:
+    """Quoted C string literals whose concatenation is exactly `data`.
+
+    A new chunk starts after every newline, so multi-line text reads as lines.
+    """
+    if isinstance(data, str):
+        data = data.encode()
+    chunks: list[str] = []
+    current: list[str] = []
+    previous = -1
+    for byte in data:
+        if byte in _SIMPLE_ESCAPES:
+            current.append(_SIMPLE_ESCAPES[byte])
+        elif byte == ord("?") and previous == ord("?"):
+            current.append("\\?")  # '??x' could read as a trigraph
+        elif 0x20 <= byte < 0x7F:
+            current.append(chr(byte))
+        else:
+            current.append(f"\\{byte:03o}")
+        previous = byte
+        if byte == ord("\n"):
+            chunks.append('"' + "".join(current) + '"')
+            current = []
+    if current or not chunks:
+        chunks.append('"' + "".join(current) + '"')
+    return chunks
+
+
+def c_string(data: bytes | str, indent: str = "\t") -> str:
+    """One C string literal expression; continuation lines get `indent`."""
+    return ("\n" + indent).join(c_string_chunks(data))
+
+
+def c_int(value: int | bool, c_type: str = "int", hexadecimal: bool = False) -> str:
+    """An integer literal of the right width for `c_type`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = f"0x{value:x}" if hexadecimal else str(value)
+    if value > INT_MAX:
+        text += "ULL" if c_type in ("u64",) else "U"
+    return text
+
+
+def comment_text(text: str, width: int = 76, prefix: str = " * ") -> str:
+    """Text made safe for a /* */ block and wrapped to the kernel's line length."""
+    text = text.replace("*/", "* /")
+    lines = textwrap.wrap(text, width=width) or [""]
+    return "\n".join((prefix + line).rstrip() for line in lines)
+
+
+LINE_WIDTH = 100  # checkpatch's max_line_length
+
+
+def _columns(text: str) -> int:
+    """Display width of a line start, with the kernel's 8-column tabs."""
+    col = 0
+    for ch in text:
+        col = (col // 8 + 1) * 8 if ch == "\t" else col + 1
+    return col
+
+
+def c_call(args: list[str], head: str, indent: int = 1, end: str = ";") -> str:
+    """`head(arg, arg, ...)end`, wrapped at 100 columns with continuation
+    lines aligned to the open parenthesis, as checkpatch --strict wants.
+
+    An argument too long for any line gets a line of its own; a line holding
+    only a string literal is exempt from checkpatch's length rule.
+    """
+    first = "\t" * indent + head + "("
+    col = _columns(first)
+    align = "\t" * (col // 8) + " " * (col % 8)
+    lines = [first]
+    for i, arg in enumerate(args):
+        piece = arg + (", " if i < len(args) - 1 else ")" + end)
+        current = lines[-1]
+        fits = _columns(current + piece.rstrip()) <= LINE_WIDTH
+        if not fits and current not in (first, align):
+            lines[-1] = current.rstrip()
+            lines.append(align)
+        lines[-1] += piece
+    return "\n".join(line.rstrip() for line in lines)
+
+
+class CLiteralsExtension(Extension):
+    """Registers the filters and the whitespace rules the templates are written for."""
+
+    def __init__(self, environment: Environment):
+        super().__init__(environment)
+        # Block tags on their own line leave no blank line behind.
+        environment.trim_blocks = True
+        environment.lstrip_blocks = True
+        environment.filters.update(
+            c_string=c_string,
+            c_int=c_int,
+            comment_text=comment_text,
+            c_call=c_call,
+        )

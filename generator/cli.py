@@ -1,0 +1,152 @@
+"""The `dbgscaffold` command line: parse options, call one stage, print, exit.
+
+Exit codes (see errors.py): 0 success, 1 checks failed, 2 usage or input
+error (nothing written), 3 build failed, 4 environment missing, 5 timeout,
+6 crash.  Heavy modules are imported inside the commands so that
+`dbgscaffold --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_USAGE, UserError
+
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+
+
+def _fail(exc: UserError) -> None:
+    click.echo(str(exc), err=True)
+    sys.exit(exc.exit_code)
+
+
+def _print_warnings(spec) -> None:
+    for warning in spec.warnings:
+        click.echo(str(warning), err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dbgscaffold")
+def cli() -> None:
+    """Write, check and test Linux kernel modules that expose debugfs trees."""
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path, dir_okay=True), help="A dbgscaffold.toml describing the debugfs tree (default: the classic example).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the project (default: ./NAME).")
+@click.option("--force", is_flag=True, help="Replace the contents of a non-empty output directory.")
+def new(name: str | None, spec_path: Path | None, output: Path | None, force: bool) -> None:
+    """Generate a module project NAME from a spec.
+
+    Without --spec, NAME is required and the project is the classic debugfs
+    example: `a` (u8), `b` (read-only blob) and `subdir/c` (a char buffer).
+    With --spec, NAME is optional and overrides the spec's [module].name.
+    """
+    from .render import new_project
+    from .spec import load_spec, parse_spec
+
+    try:
+        if spec_path is None:
+            if name is None:
+                raise click.UsageError("NAME is required without --spec (e.g. 'dbgscaffold new mydebug').")
+            text = (SPECS_DIR / "classic.toml").read_text(encoding="utf-8")
+            spec = parse_spec(text, f"NAME '{name}'", name_override=name)
+        else:
+            spec = load_spec(spec_path, name_override=name)
+        _print_warnings(spec)
+        dest = output if output is not None else Path(spec.module.name)
+        result = new_project(spec, dest, force=force)
+    except UserError as exc:
+        _fail(exc)
+    rel = _shown(result.project)
+    click.echo(f"Created {rel}/ : module {spec.module.name}, {len(spec.entries)} entries under /sys/kernel/debug/{spec.module.root}/")
+    for f in result.generated + result.user_files + ["dbgscaffold.toml"]:
+        click.echo(f"  {f}")
+    click.echo(f"Next: make -C {rel}   (KDIR=/lib/modules/<release>/build for another kernel)")
+
+
+@cli.command()
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite generated files even if they were edited by hand.")
+def regen(directory: Path, force: bool) -> None:
+    """Re-render the generated files of DIRECTORY after its dbgscaffold.toml changed.
+
+    Files in user/ and the spec itself are never touched; handlers for new
+    seq and custom entries are created in user/ if missing.
+    """
+    from .render import regen_project
+
+    try:
+        result = regen_project(directory, force=force)
+    except UserError as exc:
+        _fail(exc)
+    click.echo(f"Regenerated {len(result.generated)} files in {_shown(result.project)}/")
+    for f in result.user_files:
+        click.echo(f"  created {f}")
+    for f in result.removed:
+        click.echo(f"  removed {f} (no longer generated)")
+    for f in result.orphaned:
+        click.echo(f"  note: {f} is no longer used by any entry; delete it when you are done with it")
+
+
+@cli.group()
+def spec() -> None:
+    """Print or check dbgscaffold.toml specs."""
+
+
+@spec.command("example")
+def spec_example() -> None:
+    """Print a commented spec that uses every entry type."""
+    click.echo((SPECS_DIR / "example.toml").read_text(encoding="utf-8"), nl=False)
+
+
+@spec.command("classic")
+def spec_classic() -> None:
+    """Print the classic example spec that `new` uses by default."""
+    click.echo((SPECS_DIR / "classic.toml").read_text(encoding="utf-8"), nl=False)
+
+
+@spec.command("types")
+def spec_types() -> None:
+    """List the entry types, their ranges and modes."""
+    from .debugfs_types import TYPES
+
+    for t in TYPES.values():
+        rng = f"{t.minimum}..{t.maximum}" if t.minimum is not None else ""
+        click.echo(f"{t.name:10} {t.default_mode}  {rng:28} {t.note}")
+
+
+@spec.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def spec_check(file: Path) -> None:
+    """Validate FILE and report every problem (exit 2 if any)."""
+    from .spec import load_spec
+
+    try:
+        parsed = load_spec(file)
+    except UserError as exc:
+        _fail(exc)
+    _print_warnings(parsed)
+    click.echo(f"{file}: ok: module {parsed.module.name}, {len(parsed.entries)} entries")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+__all__ = ["cli", "main", "EXIT_USAGE"]
