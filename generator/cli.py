@@ -135,6 +135,48 @@ def spec_check(file: Path) -> None:
     click.echo(f"{file}: ok: module {parsed.module.name}, {len(parsed.entries)} entries")
 
 
+@cli.command()
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--kdir", "kdirs", multiple=True, type=click.Path(path_type=Path, file_okay=False), help="A kernel build directory to build against (repeatable; default: every /lib/modules/*/build).")
+@click.option("--no-checkpatch", is_flag=True, help="Skip checkpatch.pl.")
+@click.option("--no-build", is_flag=True, help="Skip the W=1 C=2 builds.")
+def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build: bool) -> None:
+    """Hold a module project to the kernel's bar: checkpatch --strict and W=1
+    builds with sparse against each kernel's headers, all with zero findings.
+
+    Exit 0 when clean, 1 on any finding, 3 when a build fails, 4 when a tool
+    or kernel headers are missing.
+    """
+    from .errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EnvironmentProblem
+    from .kernels import KernelHeaders, find_headers
+    from .lint import lint as run_lint
+    from .lint import source_files
+
+    try:
+        if not source_files(directory):
+            raise UserError(f"{directory}: error: no C sources here. Fix: pass a module project directory.")
+        kernels = [] if no_build else ([KernelHeaders(p.resolve().name if p.name == "build" else p.name, p) for p in kdirs] or find_headers())
+        if not no_build and not kernels:
+            raise EnvironmentProblem("error: no kernel headers found in /lib/modules/*/build. Fix: apt-get install linux-headers-amd64, or pass --kdir.")
+        report = run_lint(directory, kernels, checkpatch=not no_checkpatch)
+    except UserError as exc:
+        _fail(exc)
+    if report.checkpatch is not None:
+        for finding in report.checkpatch.findings:
+            click.echo(str(finding))
+        state = "clean" if not report.checkpatch.findings else f"{len(report.checkpatch.findings)} findings"
+        click.echo(f"checkpatch --strict: {state} ({report.checkpatch.lines_checked} lines)")
+    for release, result in report.builds.items():
+        for diag in result.diagnostics:
+            click.echo(f"[{release}] {diag}")
+        state = "clean" if result.ok and not result.diagnostics else ("FAILED" if not result.ok else f"{len(result.diagnostics)} findings")
+        click.echo(f"build {release} W=1 C=2: {state} ({result.seconds:.1f} s)")
+    if report.build_failed:
+        sys.exit(EXIT_BUILD)
+    if report.findings:
+        sys.exit(EXIT_CHECKS_FAILED)
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
