@@ -162,7 +162,8 @@ def _example_commands(spec: Spec) -> tuple[str, ...]:
 def template_model(spec: Spec) -> TemplateModel:
     name = spec.module.name
     root_expr = f"{name}_root"
-    dirs_with_children = {e.parent for e in spec.entries if e.parent}
+    # A directory needs a variable when anything, file or subdirectory, is created in it.
+    dirs_with_children = {p.rsplit("/", 1)[0] for p in (*spec.directories, *(e.path for e in spec.files)) if "/" in p}
     dirs = tuple(
         DirView(
             path=d,

@@ -25,6 +25,7 @@ from .debugfs_types import (
     Kind,
     Writes,
 )
+from .c_literals import c_escaped_length
 from .errors import UserError
 
 MODULE_KEYS = ("name", "description", "author", "license", "version", "root")
@@ -42,10 +43,10 @@ GPL_LICENSES = {
     "Dual MPL/GPL": "GPL-2.0 OR MPL-1.1",
 }
 MODULE_NAME_MAX = 55  # MODULE_NAME_LEN is 56 including the NUL
-COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-MODULE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+~_-]*$")
-MODE_RE = re.compile(r"^0[0-7]{3}$")
+COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
+MODULE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+~_-]*\Z")
+MODE_RE = re.compile(r"^0[0-7]{3}\Z")
 # The kernel allows 255-byte names; 64 keeps every generated line of C within
 # checkpatch's 100 columns.
 NAME_MAX = 64
@@ -210,6 +211,7 @@ class _Locator:
             header = _HEADER_RE.match(line)
             if header:
                 current = _Table(number)
+                top.keys.setdefault(header.group(2).split(".")[0].strip().strip("\"'"), number)
                 if header.group(1) == "[[" and header.group(2) == "entry":
                     entries.append(current)
                 elif header.group(1) == "[" and header.group(2) == "module":
@@ -321,6 +323,8 @@ def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([_syntax_problem(source_name, exc)]) from None
+    except RecursionError:
+        raise SpecError([Problem(source_name, 0, "", "TOML syntax error: arrays or tables nested too deeply", "a spec needs at most one level of nesting.")]) from None
     where_file = ""
     loc = _Locator.scan(text)
 
@@ -340,7 +344,7 @@ def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: 
     if out.has_errors or module is None:
         raise SpecError(out.problems)
     if name_override is not None:
-        text = _rewrite_module_name(text, loc, name_override)
+        text = _rewrite_module_name(text, loc, name_override, data, source_name)
     warnings = tuple(p for p in out.problems if p.warning)
     return Spec(module, tuple(entries), source_name, text, warnings)
 
@@ -418,14 +422,16 @@ def _parse_module(raw: object, loc: _Locator, out: _Collector, name_override: st
             "use one of: " + ", ".join(f'"{k}"' for k in GPL_LICENSES) + ".",
         )
         ok = False
-    for key, limit in (("description", 76), ("author", 80)):
+    # MODULE_DESCRIPTION("...") and MODULE_AUTHOR("...") must fit 100 columns.
+    for key, limit in (("description", 78), ("author", 84)):
         text = values[key]
-        if text is not None and len(text) > limit:
+        if text is not None and c_escaped_length(text) > limit:
             out.error(
                 loc.module_line(key),
                 where,
-                f"'{key}' is {len(text)} characters long; at most {limit} fit MODULE_{key.upper()}() on one line",
-                "shorten it; put longer text in the generated README.",
+                f"'{key}' takes {c_escaped_length(text)} columns as a C string (non-ASCII bytes count 4 each); "
+                f"at most {limit} fit MODULE_{key.upper()}() on one line",
+                "shorten it.",
             )
             ok = False
     version = values["version"] if values["version"] is not None else "0.1.0"
@@ -510,7 +516,7 @@ def _parse_entry(i: int, item: object, loc: _Locator, out: _Collector) -> Entry 
 
     if dtype is None:
         return None
-    allowed = COMMON_KEYS | dtype.keys
+    allowed = (COMMON_KEYS - {"mode"} if dtype.kind is Kind.DIR else COMMON_KEYS) | dtype.keys
     for key in item:
         if key in ALL_ENTRY_KEYS and key not in allowed:
             users = sorted(t.name for t in TYPES.values() if key in t.keys)
@@ -608,7 +614,10 @@ def _parse_size(item: dict, data: bytes, where: str, line, out: _Collector) -> i
     raw = item.get("size")
     ln = line("size")
     if raw is None:
-        return max(64, len(data) + 1) if len(data) < MAX_STRING_SIZE else None
+        if len(data) >= MAX_STRING_SIZE:
+            out.error(line("value"), where, f"value is {len(data)} bytes; a string holds at most {MAX_STRING_SIZE - 1}", "shorten it.")
+            return None
+        return max(64, len(data) + 1)
     if not _is_int(raw):
         out.error(ln, where, f"size must be an integer, not {_describe(raw)}", "write size = 32 (bytes, NUL included).")
         return None
@@ -676,32 +685,90 @@ def _check_tree(module: ModuleInfo | None, entries: list[Entry], out: _Collector
                 f"the C name '{ident}' is {len(ident)} characters long; at most {C_NAME_MAX} keep the generated code within 100 columns",
                 "shorten the path or the module name.",
             )
+    # Every path, declared or implied, with the first entry that names it.
+    introduced: dict[str, Entry] = {}
+    for e in entries:
+        for i in range(1, len(e.components) + 1):
+            introduced.setdefault("/".join(e.components[:i]), e)
     by_cname: dict[str, str] = {}
-    all_paths = list(by_path) + [
-        "/".join(e.components[:i]) for e in entries for i in range(1, len(e.components))
-    ]
-    for path in dict.fromkeys(all_paths):
+    for path, e in introduced.items():
         c = cname_of(path)
         other = by_cname.setdefault(c, path)
         if other != path:
-            e = by_path.get(path) or by_path.get(other)
-            line = e.line if e else 0
-            out.error(line, f"'{path}'", f"'{path}' and '{other}' both become the C name '{c}'", "rename one so they differ in more than '.', '-' and '_'.")
+            out.error(e.line, f"entry #{e.index} '{e.path}'", f"'{path}' and '{other}' both become the C name '{c}'", "rename one so they differ in more than '.', '-' and '_'.")
+    if module is not None:
+        _check_generated_names(module.name, introduced, by_path, out)
 
 
-def _rewrite_module_name(text: str, loc: _Locator, name: str) -> str:
+def _check_generated_names(name: str, introduced: dict[str, Entry], by_path: dict[str, Entry], out: _Collector) -> None:
+    """The C identifiers the templates derive from entries must not clash
+    with each other or with the module's own (e.g. entry 'root' and the root
+    dentry <name>_root, or blob 'x' with its x_data and a u8 'x_data')."""
+    owners: dict[str, tuple[str, str]] = {
+        f"{name}_{s}": ("", f"the module's {what}")
+        for s, what in (("root", "root directory"), ("init", "init function"), ("exit", "exit function"), ("create_u32_array", "u32_array helper"))
+    }
+    owners.update({f"textbuf_{s}": ("", "the shared text-buffer code") for s in ("read", "write", "fops", "ro_fops", "wo_fops")})
+    parents = {p.rsplit("/", 1)[0] for p in introduced if "/" in p}
+    suffixes = {
+        Kind.INTEGER: ("",),
+        Kind.BOOL: ("",),
+        Kind.BLOB: ("", "_data"),
+        Kind.STRING: ("", "_data"),
+        Kind.U32_ARRAY: ("", "_data"),
+        Kind.SEQ: ("", "_show", "_open", "_fops"),
+        Kind.CUSTOM: ("", "_fops", "_read", "_write"),
+    }
+    for path, e in introduced.items():
+        declared = by_path.get(path)
+        if declared is not None and declared.type.kind is not Kind.DIR:
+            idents = [f"{name}_{declared.cname}{s}" for s in suffixes[declared.type.kind]]
+            what = f"entry #{declared.index} '{path}'"
+            e = declared
+        elif path in parents:
+            idents = [f"dir_{cname_of(path)}"]  # a local in <name>_init()
+            what = f"directory '{path}'"
+        else:
+            continue
+        for ident in idents:
+            owner, owner_what = owners.setdefault(ident, (path, what))
+            if owner == path or (owner and cname_of(owner) == cname_of(path)):
+                continue  # the same thing, or a C-name clash reported above
+            out.error(e.line, f"entry #{e.index} '{e.path}'", f"'{path}' needs the C name '{ident}', which is also used by {owner_what}", "rename the entry so that the names differ.")
+
+
+def _rewrite_module_name(text: str, loc: _Locator, name: str, data: dict, source_name: str) -> str:
     """Put a command-line name into the spec text, keeping everything else."""
     lines = text.splitlines(keepends=True)
     new_line = f'name = "{name}"\n'
     if loc.module is None:
-        return f'[module]\n{new_line}\n' + text
-    if "name" in loc.module.keys:
+        # At the top unless top-level keys (entry = [...]) would fall into it.
+        candidates = [f"[module]\n{new_line}\n" + text, text + ("\n" if text and not text.endswith("\n") else "") + f"\n[module]\n{new_line}"]
+    elif "name" in loc.module.keys:
         n = loc.module.keys["name"] - 1
-        comment = re.search(r"\s+#.*$", lines[n].rstrip("\n"))
+        comment = re.search(r"\s+#.*$", lines[n].rstrip("\r\n"))
         lines[n] = new_line.rstrip("\n") + (comment.group(0) if comment else "") + "\n"
+        candidates = ["".join(lines)]
     else:
-        lines.insert(loc.module.header_line, new_line)
-    return "".join(lines)
+        n = loc.module.header_line
+        if not lines[n - 1].endswith("\n"):
+            lines[n - 1] += "\n"
+        lines.insert(n, new_line)
+        candidates = ["".join(lines)]
+    expected = {**data, "module": {**data.get("module", {}), "name": name}}
+    for candidate in candidates:
+        try:
+            if tomllib.loads(candidate) == expected:
+                return candidate
+        except tomllib.TOMLDecodeError:
+            pass
+    raise SpecError([Problem(
+        source_name,
+        loc.module_line("name"),
+        "[module]",
+        "cannot write the module name from the command line into this spec",
+        'write [module] as a table with name = "..." on a line of its own, or leave out NAME.',
+    )])
 
 
 def read_spec_text(path: Path) -> str:

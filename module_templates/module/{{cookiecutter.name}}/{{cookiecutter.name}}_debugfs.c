@@ -22,6 +22,8 @@ static struct dentry *{{ n }}_root;
 /* {{ e.path }}: {{ e.type.name }}, mode {{ e.mode_octal }} */
 {% if e.type.name == "atomic_t" %}
 static atomic_t {{ e.var }} = ATOMIC_INIT({{ e.value }});
+{% elif not e.value %}
+static {{ e.type.c_type }} {{ e.var }}; /* statics start at 0 */
 {% else %}
 static {{ e.type.c_type }} {{ e.var }} = {{ e.value | c_int(e.type.c_type, e.type.name.startswith("x")) }};
 {% endif %}
@@ -29,8 +31,7 @@ static {{ e.type.c_type }} {{ e.var }} = {{ e.value | c_int(e.type.c_type, e.typ
 {% for e in m.blobs %}
 
 /* {{ e.path }}: blob, mode {{ e.mode_octal }} */
-static char {{ e.var }}_data[] =
-	{{ e.value | c_string("\t") }};
+static char {{ e.var }}_data[] ={{ e.value | c_initializer }}
 static struct debugfs_blob_wrapper {{ e.var }} = {
 	.data = {{ e.var }}_data,
 	.size = sizeof({{ e.var }}_data) - 1,
@@ -70,8 +71,7 @@ struct textbuf {
 {% for e in m.strings %}
 
 /* {{ e.path }}: string of {{ e.size }} bytes, mode {{ e.mode_octal }} */
-static char {{ e.var }}_data[{{ e.size }}] =
-	{{ e.value | c_string("\t") }};
+static char {{ e.var }}_data[{{ e.size }}] ={{ e.value | c_initializer }}
 static struct textbuf {{ e.var }} = {
 	.lock = __MUTEX_INITIALIZER({{ e.var }}.lock),
 	.len = {{ e.value | length }},

@@ -1,0 +1,96 @@
+"""Shared fixtures.
+
+Tests that need a real tool (make, sparse, kernel headers, checkpatch, qemu)
+ask for it through `require()`: outside CI a missing tool skips the test with
+the reason; under CI=true it fails it, because CI installs everything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dbgscaffold.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+KERNEL_SERIES = ("6.1", "6.12")  # Debian bookworm and bookworm-backports
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip (or under CI=true fail) unless `condition` holds."""
+    if condition:
+        return
+    message = f"missing: {what}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: CI installs every tool, so this is a failure)")
+    pytest.skip(message)
+
+
+def require_tools(*names: str) -> None:
+    for name in names:
+        require(shutil.which(name) is not None, f"'{name}' on PATH")
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
+    """Run the CLI in-process; an uncaught exception is kept, not raised."""
+    runner = CliRunner()
+    old = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = runner.invoke(cli, list(args), catch_exceptions=True)
+    finally:
+        os.chdir(old)
+    exc = result.exception if not isinstance(result.exception, SystemExit) else None
+    return CliResult(result.exit_code, result.stdout, result.stderr, exc)
+
+
+@pytest.fixture
+def cli_run():
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def kernel_headers():
+    """{'6.1': KernelHeaders, '6.12': KernelHeaders}; each must be installed."""
+    from dbgscaffold.kernels import headers_for
+
+    found = {s: headers_for(s) for s in KERNEL_SERIES}
+    for series, headers in found.items():
+        require(headers is not None, f"kernel headers {series}.x in /lib/modules/*/build")
+    return found
+
+
+@pytest.fixture(scope="session")
+def checkpatch_script():
+    from dbgscaffold.checkpatch import find_checkpatch
+    from dbgscaffold.errors import UserError
+
+    require_tools("perl")
+    try:
+        return find_checkpatch()
+    except UserError as exc:
+        require(False, f"checkpatch.pl ({exc})")
+
+
+def python_exe() -> str:
+    return sys.executable
