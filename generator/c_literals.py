@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import textwrap
 
-from jinja2 import Environment
+from jinja2 import Environment, FileSystemBytecodeCache
 from jinja2.ext import Extension
+
+from .paths import cache_dir
 
 INT_MAX = 2**31 - 1
 _SIMPLE_ESCAPES = {
@@ -144,6 +146,13 @@ class CLiteralsExtension(Extension):
         # Block tags on their own line leave no blank line behind.
         environment.trim_blocks = True
         environment.lstrip_blocks = True
+        # Compiling the templates is most of `new`'s time: keep the bytecode.
+        cache = cache_dir() / "jinja"
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            environment.bytecode_cache = FileSystemBytecodeCache(str(cache))
+        except OSError:
+            pass  # an unwritable cache only costs time
         environment.filters.update(
             c_string=c_string,
             c_initializer=c_initializer,

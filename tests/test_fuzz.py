@@ -167,7 +167,11 @@ def random_module(draw) -> dict:
 
 VALID_NAME = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True).filter(lambda n: n not in RESERVED_NAMES)
 WORD = st.from_regex(r"[a-z0-9_.-]{0,8}", fullmatch=True)
-PRINTABLE = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), max_size=60)
+# Short enough for MODULE_DESCRIPTION("...") on one line, escapes included.
+PRINTABLE = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=38),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), max_size=4),
+)
 VALID_MODES = {
     "yes": ["0644", "0444", "0600", "0400", "0200", "0640", "0664"],
     "no": ["0444", "0400", "0440"],

@@ -501,6 +501,11 @@ def test_gpl_compatible_license_is_accepted(license_):
     assert module.spdx.startswith("GPL-2.0")
 
 
+def test_description_and_author_of_sixty_characters_are_fine():
+    module = valid(f'[module]\nname = "m"\ndescription = "{"d" * 60}"\nauthor = "{"a" * 60}"\n').module
+    assert (module.description, module.author) == ("d" * 60, "a" * 60)
+
+
 def test_module_defaults():
     module = valid('[module]\nname = "m"\n').module
     assert (module.license, module.version, module.root) == ("GPL", "0.1.0", "m")
@@ -509,8 +514,9 @@ def test_module_defaults():
 @pytest.mark.parametrize(
     "line, fragment",
     [
-        ('description = "' + "d" * 77 + '"', "'description' is 77 characters long; at most 76"),
-        ('author = "' + "a" * 81 + '"', "'author' is 81 characters long; at most 80"),
+        ('description = "' + "d" * 100 + '"', "'description' takes 102 columns as a C string"),
+        ('description = "' + "\u00e9" * 20 + '"', "'description' takes 162 columns as a C string"),  # octal escapes
+        ('author = "' + "a" * 100 + '"', "'author' takes 102 columns as a C string"),
         ('version = "v 1"', "version 'v 1' is not a plain version string"),
         ('version = "1.0\\n"', "'version' contains control characters"),
         ('root = "a/b"', "root directory component 'a/b' has characters outside"),

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Wall-time benchmark of the CLI, printed against its targets.
+
+    .venv/bin/python scripts/bench.py [--runs N]
+
+Each figure is the median of N runs of a fresh process (what a user waits
+for), interleaved so that machine noise hits both commands alike.  Targets
+(issue 2, on the project's 2-core machine): --help <= 0.15 s, new <= 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"--help": 0.15, "new": 0.5}
+
+
+def cli() -> list[str]:
+    exe = Path(sys.executable).parent / "dbgscaffold"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "dbgscaffold"]
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    base = cli()
+    samples: dict[str, list[float]] = {name: [] for name in TARGETS}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        timed([*base, "--help"], work)  # warm the page cache and .pyc files
+        for i in range(args.runs):
+            samples["--help"].append(timed([*base, "--help"], work))
+            samples["new"].append(timed([*base, "new", "mydebug", "-o", f"m{i}"], work))
+            shutil.rmtree(work / f"m{i}")
+    print(f"{'command':10} {'median':>8} {'min':>8} {'max':>8} {'target':>8} {'ratio':>7}")
+    failed = False
+    for name, values in samples.items():
+        median = statistics.median(values)
+        ratio = median / TARGETS[name]
+        failed |= ratio > 1
+        print(f"{name:10} {median:8.3f} {min(values):8.3f} {max(values):8.3f} {TARGETS[name]:8.2f} {ratio:7.2f}")
+    print(f"{args.runs} runs each; ratio = median / target ({'over target' if failed else 'within target'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
