@@ -94,3 +94,16 @@ def checkpatch_script():
 
 def python_exe() -> str:
     return sys.executable
+
+
+def toml_str(text: str) -> str:
+    """A TOML basic string holding exactly `text` (controls and DEL escaped)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'

@@ -19,7 +19,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from conftest import run_cli, toml_str
 from dbgscaffold.debugfs_types import MAX_ARRAY_LENGTH, TYPES, Kind
 from dbgscaffold.spec import GPL_LICENSES, RESERVED_NAMES, SpecError, parse_spec
 
@@ -32,16 +32,6 @@ FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 # Writing TOML
 
 
-def toml_str(s: str) -> str:
-    out = []
-    for c in s:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
 
 
 def toml_key(k: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import require_tools, run_cli
+from conftest import require_tools, run_cli, toml_str
 from dbgscaffold.checkpatch import run_checkpatch
 from dbgscaffold.debugfs_types import TYPES, Kind, Writes
 from dbgscaffold.kbuild import build
@@ -23,16 +23,6 @@ from dbgscaffold.spec import RESERVED_NAMES
 pytestmark = pytest.mark.kbuild
 
 
-def toml_str(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 # Paths unique by construction: directory components use [a-e][a-z0-9]*
