@@ -43,12 +43,25 @@ def parse_findings(output: str) -> list[Finding]:
     ]
 
 
-def _source_tarballs() -> list[Path]:
-    return sorted(Path("/usr/src").glob("linux-source-*.tar.*"), reverse=True)
+def _series_key(tarball: Path) -> tuple[int, ...]:
+    m = re.match(r"linux-source-(\d+)\.(\d+)", tarball.name)
+    return (int(m.group(1)), int(m.group(2))) if m else ()
 
 
-def find_checkpatch(extract: bool = True) -> Path:
-    """$CHECKPATCH, a kernel tree's copy, or one extracted from linux-source."""
+def _source_tarballs(series: str | None = None) -> list[Path]:
+    """Debian's linux-source-X.Y tarballs, newest first (or only X.Y's)."""
+    found = Path("/usr/src").glob(f"linux-source-{series or '*'}.tar.*")
+    return sorted(found, key=_series_key, reverse=True)
+
+
+def find_checkpatch(extract: bool = True, series: str | None = None) -> Path:
+    """$CHECKPATCH, a kernel tree's copy, or one extracted from linux-source.
+
+    `series` ("6.1") asks for the checkpatch of that linux-source package
+    only, skipping $CHECKPATCH and kernel trees.
+    """
+    if series is not None:
+        return _from_tarballs(_source_tarballs(series), extract, f"apt-get install linux-source-{series}")
     explicit = os.environ.get("CHECKPATCH")
     if explicit:
         path = Path(explicit)
@@ -59,7 +72,11 @@ def find_checkpatch(extract: bool = True) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    for tarball in _source_tarballs():
+    return _from_tarballs(_source_tarballs(), extract, "apt-get install linux-source-6.1 (dbgscaffold extracts it)")
+
+
+def _from_tarballs(tarballs: list[Path], extract: bool, how: str) -> Path:
+    for tarball in tarballs:
         stat = tarball.stat()
         target = cache_dir() / "checkpatch" / f"{tarball.name}-{stat.st_size}-{int(stat.st_mtime)}"
         script = target / "scripts" / "checkpatch.pl"
@@ -69,8 +86,7 @@ def find_checkpatch(extract: bool = True) -> Path:
             _extract(tarball, target)
             return script
     raise EnvironmentProblem(
-        "error: checkpatch.pl not found. Fix: apt-get install linux-source-6.1 (dbgscaffold extracts it), "
-        "or set CHECKPATCH=/path/to/linux/scripts/checkpatch.pl."
+        f"error: checkpatch.pl not found. Fix: {how}, or set CHECKPATCH=/path/to/linux/scripts/checkpatch.pl."
     )
 
 

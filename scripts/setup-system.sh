@@ -29,7 +29,7 @@ packages=(
     build-essential make gcc libc6-dev bc kmod perl xz-utils cpio
     python3 python3-venv python3-pip git
     sparse
-    linux-image-amd64 linux-headers-amd64 linux-source-6.1
+    linux-image-amd64 linux-headers-amd64 linux-source-6.1 linux-source-6.12
     linux-image-6.12-amd64 linux-headers-6.12-amd64
     busybox-static qemu-system-x86
 )

@@ -80,16 +80,27 @@ def kernel_headers():
     return found
 
 
-@pytest.fixture(scope="session")
-def checkpatch_script():
+def _checkpatch(series: str | None):
     from dbgscaffold.checkpatch import find_checkpatch
     from dbgscaffold.errors import UserError
 
-    require_tools("perl")
+    require_tools("perl", "tar")
     try:
-        return find_checkpatch()
+        return find_checkpatch(series=series)
     except UserError as exc:
         require(False, f"checkpatch.pl ({exc})")
+
+
+@pytest.fixture(scope="session")
+def checkpatch_script():
+    """The checkpatch lint uses by default (the newest linux-source's)."""
+    return _checkpatch(None)
+
+
+@pytest.fixture(scope="session", params=KERNEL_SERIES)
+def checkpatch_of_series(request):
+    """checkpatch.pl from linux-source-6.1 and from linux-source-6.12."""
+    return _checkpatch(request.param)
 
 
 def python_exe() -> str:

@@ -62,11 +62,11 @@ def test_builds_with_zero_warnings_under_w1_and_sparse(projects, kernel_headers,
 
 
 @pytest.mark.parametrize("label", SPECS)
-def test_checkpatch_strict_reports_nothing(projects, checkpatch_script, label):
+def test_checkpatch_strict_reports_nothing(projects, checkpatch_of_series, label):
     project = projects[label]
     files = [p.relative_to(project) for p in source_files(project)]
     assert any(f.suffix == ".c" for f in files) and any(f.suffix == ".h" for f in files)
-    result = run_checkpatch(files, checkpatch_script, cwd=project)
+    result = run_checkpatch(files, checkpatch_of_series, cwd=project)
     assert result.findings == [], "\n".join(map(str, result.findings))
     assert result.lines_checked > 100
 
