@@ -177,6 +177,62 @@ def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build
         sys.exit(EXIT_CHECKS_FAILED)
 
 
+@cli.command("check-config")
+@click.argument("config", required=False, type=click.Path(path_type=Path))
+@click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME", help="Profile to check (repeatable; default: systemtap). See --list-profiles.")
+@click.option("--srctree", type=click.Path(path_type=Path, file_okay=False), help="A kernel source tree: its Kconfig files (and its .config if no CONFIG is given).")
+@click.option("--build-dir", type=click.Path(path_type=Path, file_okay=False), help="An O= build directory holding the .config.")
+@click.option("--arch", help="SRCARCH of the config (default: from its header, else x86).")
+@click.option("--flat", is_flag=True, help="Values only: do not load a Kconfig tree.")
+@click.option("--runtime/--no-runtime", default=None, help="Check the running kernel's readiness too (default: only when checking its config).")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on recommended options too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON document instead of tables.")
+@click.option("--explain", is_flag=True, help="Print the classic ftrace tracers mapped to today's kernels.")
+@click.option("--list-profiles", is_flag=True, help="List the profiles and exit.")
+def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, strict, as_json, explain, list_profiles) -> None:
+    """Check a kernel config for what debugging tools need.
+
+    CONFIG is a .config (plain or .gz); without it the running kernel's config
+    (/proc/config.gz, /boot/config-$(uname -r), ...), or --srctree's .config.
+    Exit 0 when every required option holds, 1 when one fails (recommended
+    ones too with --strict), 2 on usage or input errors.
+    """
+    from .kconfig.check import DEFAULT_PROFILES, CheckRequest, run_check
+    from .kconfig.profiles import available_profiles, load_profile, load_tracer_map
+    from .kconfig.report import print_json, print_report, print_tracer_map
+
+    try:
+        if list_profiles:
+            for name in available_profiles():
+                profile = load_profile(name)
+                click.echo(f"{name:10} {len(profile.options):2} options  {profile.title}")
+            return
+        request = CheckRequest(
+            config=config,
+            profiles=tuple(profiles) or DEFAULT_PROFILES,
+            srctree=srctree,
+            build_dir=build_dir,
+            arch=arch,
+            tree="never" if flat else "auto",
+            runtime=runtime,
+            strict=strict,
+        )
+        if explain and config is None and srctree is None and build_dir is None:
+            print_tracer_map(load_tracer_map())
+            return
+        report = run_check(request)
+    except UserError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(report)
+    else:
+        if explain:
+            print_tracer_map(load_tracer_map(), report)
+            click.echo()
+        print_report(report)
+    sys.exit(report.exit_code)
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
