@@ -1,0 +1,1 @@
+"""check-config: kernel configs, profiles, kconfiglib analysis, fixes, runtime readiness."""
