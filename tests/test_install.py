@@ -40,6 +40,8 @@ def test_wheel_install_into_fresh_venv_generates_a_project(tmp_path):
     every = subprocess.run([exe, "new", "--spec", "ex.toml"], cwd=work, capture_output=True, text=True)
     assert every.returncode == 0, every.stderr
     assert (work / "showcase" / "user" / "control.c").is_file()
+    profiles = subprocess.run([exe, "check-config", "--list-profiles"], capture_output=True, text=True)
+    assert profiles.returncode == 0 and "systemtap" in profiles.stdout and "ftrace" in profiles.stdout
     # The installed package runs from site-packages, not from this checkout.
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import dbgscaffold; print(dbgscaffold.__file__)"], capture_output=True, text=True)
     assert str(REPO) not in where.stdout and "site-packages" in where.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-_SET_RE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 _UNSET_RE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
 _HEADER_RE = re.compile(r"^# Linux/(?P<arch>\S+) (?P<version>\d+\.\d+(?:\.\d+)?)\S* Kernel Configuration")
 MAX_BYTES = 64 * 1024 * 1024  # a real .config is ~300 KB; refuse absurd input
@@ -56,13 +56,17 @@ def parse_dotconfig(text: str, source: str = ".config") -> DotConfig:
         warnings.append(f"{source}: CRLF line endings, read as LF")
     garbage: list[int] = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r").strip()
+        line = raw.strip()
         if not line:
             continue
-        m = _SET_RE.match(line)
         symbol = value = None
-        if m:
-            symbol, value = m.group(1), m.group(2).strip()
+        if line.startswith("CONFIG_"):  # the common case, without a regex
+            name, eq, rest = line[7:].partition("=")
+            if eq and _NAME_RE.fullmatch(name):
+                symbol, value = name, rest.strip()
+            else:
+                garbage.append(number)
+                continue
         elif (m := _UNSET_RE.match(line)) is not None:
             symbol, value = m.group(1), "n"
         elif line.startswith("#"):
