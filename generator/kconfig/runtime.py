@@ -224,12 +224,9 @@ def parse_makefile_version(text: str) -> str | None:
 def parse_kallsyms_hidden(text: str) -> bool | None:
     """True when every address in a /proc/kallsyms sample is zero (the kernel hides them from
     this reader), False when they are real, None when the sample has no symbol lines."""
-    lines = text.splitlines()
-    if not text.endswith("\n"):
-        lines = lines[:-1]  # a sample cut mid-line: the last line may be a truncated address
     addresses = []
-    for line in lines:
-        fields = line.split()
+    for line in text.splitlines():
+        fields = line.split()  # a sample cut mid-line still has a whole address once it has 3 fields
         if len(fields) >= 3 and re.fullmatch(r"[0-9a-fA-F]+", fields[0]):
             addresses.append(int(fields[0], 16))
     return all(a == 0 for a in addresses) if addresses else None
@@ -358,7 +355,7 @@ def read_mounts(root: Path = Path("/")) -> tuple[list[Mount] | None, str]:
     plain = read_file(root, "/proc/mounts")
     if plain.ok:
         return parse_mounts(plain.text), ""
-    return None, plain.why
+    return None, f"{info.why}; {plain.why}"
 
 
 def read_filesystems(root: Path = Path("/")) -> frozenset[str] | None:
@@ -371,18 +368,21 @@ def read_kernel_params(root: Path = Path("/")) -> tuple[tuple[tuple[str, str | N
     return (parse_kernel_params(f.text), "") if f.ok else (None, f.why)
 
 
-def read_sysctl(root: Path, name: str) -> tuple[int | None, str]:
-    """(value, "") or (None, why): a missing file under an existing /proc/sys/kernel says the
-    kernel lacks the feature behind it, so `why` starts with "missing" then."""
+@dataclass(frozen=True)
+class Sysctl:
+    value: int | None
+    why: str = ""  # why there is no value
+    absent: bool = False  # no such file under an existing /proc/sys/kernel: the feature is not built
+
+
+def read_sysctl(root: Path, name: str) -> Sysctl:
     f = read_file(root, f"{SYSCTL_DIR}/{name}", limit=4096)
     if f.ok:
         try:
-            return parse_sysctl_int(f.text), ""
+            return Sysctl(parse_sysctl_int(f.text))
         except ValueError:
-            return None, f"{f.path} holds {f.text.strip()!r}, not a number"
-    if f.missing and _exists(root, SYSCTL_DIR):
-        return None, f"missing: {f.why}"
-    return None, f.why
+            return Sysctl(None, f"{f.path} holds {f.text.strip()!r}, not a number")
+    return Sysctl(None, f.why, absent=f.missing and _exists(root, SYSCTL_DIR))
 
 
 @dataclass(frozen=True)
@@ -456,7 +456,10 @@ def check_debugfs_mount(root: Path = Path("/")) -> RuntimeCheck:
             "CONFIG_DEBUG_FS=n, debugfs=off or debugfs=no-mount at boot, "
             "or a config choosing CONFIG_DEBUG_FS_DISALLOW_MOUNT / CONFIG_DEBUG_FS_ALLOW_NONE"
         )
-        fix = f"boot with debugfs=on (or rebuild with CONFIG_DEBUG_FS=y and CONFIG_DEBUG_FS_ALLOW_ALL=y), then {MOUNT_DEBUGFS}"
+        fix = (
+            "boot with debugfs=on (or rebuild with CONFIG_DEBUG_FS=y and CONFIG_DEBUG_FS_ALLOW_ALL=y), "
+            f"then {MOUNT_DEBUGFS}"
+        )
         return _result("debugfs_mount", PROBLEM, found, fix)
     return _result("debugfs_mount", PROBLEM, "not mounted (no debugfs among the mounts)", fix)
 
@@ -472,13 +475,15 @@ def check_tracefs_mount(root: Path = Path("/")) -> RuntimeCheck:
     registered = read_filesystems(root)
     if registered is not None and "tracefs" not in registered:
         found = "not mounted, and the kernel has no tracefs (/proc/filesystems lacks it): built without CONFIG_TRACING"
-        return _result("tracefs_mount", PROBLEM, found, "rebuild with the ftrace profile's options, then " + MOUNT_TRACEFS)
+        fix = f"rebuild with the ftrace profile's options, then {MOUNT_TRACEFS}"
+        return _result("tracefs_mount", PROBLEM, found, fix)
     debugfs = mount_points(mounts, "debugfs")
     if debugfs:
         # tracer_init_tracefs() leaves an automount point at <debugfs>/tracing
         found = f"not mounted yet; the kernel mounts it at {debugfs[0]}/tracing on first access there"
         return _result("tracefs_mount", WARNING, found, fix)
-    return _result("tracefs_mount", PROBLEM, "not mounted (no tracefs among the mounts, and no debugfs to automount it under)", fix)
+    found = "not mounted (no tracefs among the mounts, and no debugfs to automount it under)"
+    return _result("tracefs_mount", PROBLEM, found, fix)
 
 
 _DEBUGFS_MODES = {
@@ -506,7 +511,8 @@ def check_debugfs_cmdline(root: Path = Path("/")) -> RuntimeCheck:
             "not set: the build-time default applies (CONFIG_DEBUG_FS_ALLOW_ALL unless the config chose "
             "CONFIG_DEBUG_FS_DISALLOW_MOUNT or CONFIG_DEBUG_FS_ALLOW_NONE)"
         )
-        return _result("debugfs_cmdline", OK, found, f"if the build default restricts debugfs, boot with debugfs=on ({EDIT_CMDLINE})")
+        fix = f"if the build default restricts debugfs, boot with debugfs=on ({EDIT_CMDLINE})"
+        return _result("debugfs_cmdline", OK, found, fix)
     fix = f"remove debugfs={value} from the kernel command line or replace it with debugfs=on ({EDIT_CMDLINE})"
     if value in _DEBUGFS_MODES:
         status, found = _DEBUGFS_MODES[value]
@@ -603,7 +609,8 @@ def check_module_signatures(root: Path = Path("/")) -> RuntimeCheck:
         if not (modules.missing and _exists(root, "/proc/self")):
             return _result("module_signatures", UNKNOWN, modules.why, fix)
         status, found = module_signature_status(False, None, None)
-        return _result("module_signatures", status, found, "rebuild the kernel with CONFIG_MODULES=y (the module profile)")
+        fix = "rebuild the kernel with CONFIG_MODULES=y (the module profile)"
+        return _result("module_signatures", status, found, fix)
     sig = read_file(root, SIG_ENFORCE_FILE, limit=16)
     if sig.ok:
         try:
@@ -637,12 +644,15 @@ def kptr_restrict_status(value: int, hidden_here: bool | None) -> tuple[str, str
 
 
 def check_kptr_restrict(root: Path = Path("/")) -> RuntimeCheck:
-    fix = "sysctl -w kernel.kptr_restrict=1 (keep it: 'kernel.kptr_restrict = 1' in /etc/sysctl.d/50-debug.conf); run the tools as root"
-    value, why = read_sysctl(root, "kptr_restrict")
-    if value is None:
-        return _result("kptr_restrict", UNKNOWN, why, fix)
+    fix = (
+        "sysctl -w kernel.kptr_restrict=1 (keep it: 'kernel.kptr_restrict = 1' in /etc/sysctl.d/50-debug.conf); "
+        "run the tools as root"
+    )
+    sysctl = read_sysctl(root, "kptr_restrict")
+    if sysctl.value is None:
+        return _result("kptr_restrict", UNKNOWN, sysctl.why, fix)
     sample = read_file(root, "/proc/kallsyms", limit=4096)
-    status, found = kptr_restrict_status(value, parse_kallsyms_hidden(sample.text) if sample.ok else None)
+    status, found = kptr_restrict_status(sysctl.value, parse_kallsyms_hidden(sample.text) if sample.ok else None)
     return _result("kptr_restrict", status, found, fix)
 
 
@@ -671,13 +681,16 @@ def perf_event_paranoid_status(value: int) -> tuple[str, str]:
 
 def check_perf_event_paranoid(root: Path = Path("/")) -> RuntimeCheck:
     fix = "sysctl -w kernel.perf_event_paranoid=2 (or run the tools as root; keep it in /etc/sysctl.d/)"
-    value, why = read_sysctl(root, "perf_event_paranoid")
-    if value is None and why.startswith("missing"):
-        found = "the kernel has no perf events (CONFIG_PERF_EVENTS=n: no perf_event_paranoid), which BPF kprobes and tracepoints need"
+    sysctl = read_sysctl(root, "perf_event_paranoid")
+    if sysctl.absent:
+        found = (
+            "the kernel has no perf events (CONFIG_PERF_EVENTS=n: no perf_event_paranoid), "
+            "which BPF kprobes and tracepoints need"
+        )
         return _result("perf_event_paranoid", PROBLEM, found, "rebuild with CONFIG_PERF_EVENTS=y (the bpf profile)")
-    if value is None:
-        return _result("perf_event_paranoid", UNKNOWN, why, fix)
-    status, found = perf_event_paranoid_status(value)
+    if sysctl.value is None:
+        return _result("perf_event_paranoid", UNKNOWN, sysctl.why, fix)
+    status, found = perf_event_paranoid_status(sysctl.value)
     return _result("perf_event_paranoid", status, found, fix)
 
 
@@ -692,13 +705,13 @@ def check_unprivileged_bpf(root: Path = Path("/")) -> RuntimeCheck:
     # Tracing programs need CAP_BPF + CAP_PERFMON (or root) whatever this says, so no value blocks bcc/bpftrace
     # run as root; the file's absence is what matters: it exists only with CONFIG_BPF_SYSCALL.
     fix = "run bcc and bpftrace as root (tracing programs always need CAP_BPF and CAP_PERFMON)"
-    value, why = read_sysctl(root, "unprivileged_bpf_disabled")
-    if value is None and why.startswith("missing"):
+    sysctl = read_sysctl(root, "unprivileged_bpf_disabled")
+    if sysctl.absent:
         found = "the kernel has no bpf() syscall (CONFIG_BPF_SYSCALL=n: no unprivileged_bpf_disabled)"
         return _result("unprivileged_bpf", PROBLEM, found, "rebuild with CONFIG_BPF_SYSCALL=y (the bpf profile)")
-    if value is None:
-        return _result("unprivileged_bpf", UNKNOWN, why, fix)
-    found = _UNPRIV_BPF_MEANING.get(value, f"{value}: outside 0..2")
+    if sysctl.value is None:
+        return _result("unprivileged_bpf", UNKNOWN, sysctl.why, fix)
+    found = _UNPRIV_BPF_MEANING.get(sysctl.value, f"{sysctl.value}: outside 0..2")
     return _result("unprivileged_bpf", OK, found + "; tracing programs need root either way", fix)
 
 
@@ -744,7 +757,7 @@ def check_kernel_headers(
         else:
             found = f"no {build}"
         others = [r for r in installed_header_releases(root) if r != release]
-        found += f"; headers are installed only for {', '.join(others)}" if others else "; no kernel headers are installed"
+        found += f"; headers are installed only for {', '.join(others)}" if others else "; no headers are installed"
         return _result("kernel_headers", missing_status, found + f" (running: {release})", fix)
     if not makefile.ok:
         return _result("kernel_headers", UNKNOWN, makefile.why, fix)
@@ -752,13 +765,19 @@ def check_kernel_headers(
     if headers_for == release:
         return _result("kernel_headers", OK, f"{build} matches {release} ({source})", fix)
     if headers_for is not None:
-        found = f"{build} holds headers for {headers_for} ({source}), not {release}: modules built there will not load (vermagic)"
+        found = (
+            f"{build} holds headers for {headers_for} ({source}), not {release}: "
+            "modules built there will not load (vermagic)"
+        )
         return _result("kernel_headers", PROBLEM, found, fix)
     version = parse_makefile_version(makefile.text)
     if version is not None:
         # Debian's release 6.1.0-56-amd64 comes from a 6.1.192 Makefile: only the series can be compared
         same_series = version.split(".")[:2] == re.split(r"[.-]", release)[:2]
-        found = f"{build}/Makefile says {version}; the headers are not prepared (no utsrelease.h), so the exact release is unconfirmed"
+        found = (
+            f"{build}/Makefile says {version}; the headers are not prepared (no utsrelease.h), "
+            "so the exact release is unconfirmed"
+        )
         return _result("kernel_headers", WARNING if same_series else PROBLEM, found, fix)
     found = f"{build} has no include/generated/utsrelease.h: the tree is not prepared ('make modules_prepare')"
     return _result("kernel_headers", WARNING, found, fix)
@@ -780,7 +799,8 @@ def check_kernel_debuginfo(root: Path = Path("/"), release: str | None = None) -
         f"Debian: apt-get install linux-image-{release}-dbg; Ubuntu: add the ddebs.ubuntu.com repository, then "
         f"apt-get install linux-image-{release}-dbgsym (linux-image-unsigned-{release}-dbgsym for signed kernels); "
         "SystemTap's stap-prep does this where it knows the distribution; a self-built kernel: pick a DWARF "
-        f"option in the 'Debug information' choice and install its vmlinux as /usr/lib/debug/lib/modules/{release}/vmlinux"
+        "option in the 'Debug information' choice and install its vmlinux as "
+        f"/usr/lib/debug/lib/modules/{release}/vmlinux"
     )
     without_dwarf, unreadable = [], []
     for candidate in debuginfo_candidates(release):
