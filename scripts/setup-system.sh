@@ -31,6 +31,6 @@ packages=(
     sparse
     linux-image-amd64 linux-headers-amd64 linux-source-6.1 linux-source-6.12
     linux-image-6.12-amd64 linux-headers-6.12-amd64
-    busybox-static qemu-system-x86
+    busybox-static qemu-system-x86 zstd
 )
 apt-get install -y --no-install-recommends "${packages[@]}"
