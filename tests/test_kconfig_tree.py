@@ -23,6 +23,8 @@ from conftest import require, require_tools
 from dbgscaffold.errors import EnvironmentProblem, UserError
 from dbgscaffold.kconfig import tree as T
 from dbgscaffold.kconfig.compat import CompatKconfig, rewrite_kconfig, split_depends_if
+from dbgscaffold.kconfig.explain import BLOCKED, FORCED, OK, PROMPTLESS, SETTABLE, UNDEFINED, explain
+from dbgscaffold.kconfig.fix import apply_fix, plan_fix, write_fixed_config
 
 CONFIGS = {"6.1": Path("/boot/config-6.1.0-56-amd64"), "6.12": Path("/boot/config-6.12.117+deb12-amd64")}
 CONF_TOOLS = {"6.1": Path("/usr/lib/linux-kbuild-6.1/scripts/kconfig/conf"), "6.12": Path("/usr/lib/linux-kbuild-6.12.117+deb12/scripts/kconfig/conf")}
@@ -205,6 +207,8 @@ def test_compat_semantics_on_synthetic_tree(mini, tmp_path):
     kconf.write_config(str(out), save_old=False)
     written = out.read_text()
     assert "CONFIG_NEW_OPT=y" in written and "OLD_OPT" not in written
+    assert explain(kconf, "OLD_OPT", "y").kind == UNDEFINED
+    assert "NEW_OPT" in explain(kconf, "OLD_OPT", "y").message
 
 
 def test_unsupported_syntax_is_a_user_error_with_file_and_line(tmp_path, monkeypatch):
@@ -341,3 +345,180 @@ def test_clone_and_fresh_copy_are_independent(debian61):
     copy.syms["KPROBES"].set_value("n")
     assert copy.syms["KPROBES"].str_value == "n" and debian61.syms["KPROBES"].str_value == "y"
     assert T.fresh_copy(debian61).syms["DEBUG_FS"].str_value == "n"  # Kconfig default, no .config
+
+
+# --------------------------------------------------------------------------
+# Explanations on the real 6.1 tree
+
+
+def _debug_info_none(kconf):
+    kconf.syms["DEBUG_INFO_NONE"].choice.set_value("y")
+    kconf.syms["DEBUG_INFO_NONE"].set_value("y")
+    assert kconf.syms["DEBUG_INFO"].str_value == "n"
+
+
+def test_debug_info_is_promptless_and_fixed_through_the_choice(debian61):
+    _debug_info_none(debian61)
+    exp = explain(debian61, "DEBUG_INFO", "y")
+    assert exp.kind == PROMPTLESS and exp.current == "n"
+    assert "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT" in exp.message and exp.choice == "Debug information"
+    assert exp.fix == (("DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT", "y"),) and exp.fix_works
+    assert ("DEBUG_INFO", "y") not in exp.fix  # writing that would do nothing
+    assert debian61.syms["DEBUG_INFO"].str_value == "n"  # explain() left the tree alone
+    result = apply_fix(debian61, plan_fix(debian61, [("DEBUG_INFO", "y")]))
+    assert result.ok and result.kconf.syms["DEBUG_INFO"].str_value == "y"
+    assert result.fragment == "# CONFIG_DEBUG_INFO_NONE is not set\nCONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y\n"
+    assert result.scripts_config == ("scripts/config --disable DEBUG_INFO_NONE", "scripts/config --enable DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT")
+
+
+def test_preempt_tracer_is_blocked_down_to_a_settable_symbol(debian61):
+    debian61.syms["PREEMPT_DYNAMIC"].set_value("n")  # Debian's PREEMPT_VOLUNTARY alone: no PREEMPTION
+    assert _vals(debian61, "PREEMPTION", "PREEMPT_TRACER") == {"PREEMPTION": "n", "PREEMPT_TRACER": "n"}
+    exp = explain(debian61, "PREEMPT_TRACER", {"y"})
+    assert exp.kind == BLOCKED
+    assert "PREEMPTION (=n)" in exp.depends and "PREEMPTION (=n)" in exp.unmet
+    assert exp.locations and exp.locations[0].startswith("kernel/trace/Kconfig:")
+    assert exp.chain[:2] == ("PREEMPT_TRACER", "PREEMPTION")
+    last = exp.causes[0]
+    while last.causes:
+        last = last.causes[0]
+    assert last.kind == SETTABLE and last.symbol in {"PREEMPT", "PREEMPT_DYNAMIC"}
+    assert exp.fix_works and ("PREEMPT_TRACER", "y") in exp.fix
+    assert json.loads(json.dumps(exp.to_dict()))["chain"] == list(exp.chain)
+    result = apply_fix(debian61, plan_fix(debian61, [("PREEMPT_TRACER", "y")]))
+    assert result.ok and _vals(result.kconf, "PREEMPTION", "PREEMPT_TRACER") == {"PREEMPTION": "y", "PREEMPT_TRACER": "y"}
+
+
+def test_kprobes_off_is_settable(debian61):
+    debian61.syms["KPROBES"].set_value("n")
+    exp = explain(debian61, "KPROBES", "y")
+    assert exp.kind == SETTABLE and exp.fix == (("KPROBES", "y"),) and exp.fix_works
+    assert explain(debian61, "KPROBES", "ny").kind == OK
+
+
+def test_undefined_for_arch_and_for_version(tree612):
+    arm = T.load_tree(_source_tree("6.1", arch="arm64"), arch="arm64")
+    exp = explain(arm, "MMIOTRACE", "y")
+    assert exp.kind == UNDEFINED and "HAVE_MMIOTRACE_SUPPORT" in exp.message and "arm64" in exp.message
+    assert explain(arm, "MMIOTRACE", "n").kind == OK
+    new = T.load_tree(tree612, config=_config("6.12"))
+    exp = explain(new, "DEBUG_INFO_COMPRESSED", {"y"})  # 6.12 made it a choice of ZLIB/ZSTD
+    assert exp.kind == UNDEFINED and "6.12" in exp.message and not exp.fix
+
+
+def test_must_be_unset_but_selected_says_who_selects_it(debian61):
+    exp = explain(debian61, "RELAY", "n")
+    assert exp.kind == FORCED
+    assert any(s.startswith(("DRM_I915 ", "BLK_DEV_IO_TRACE ")) for s in exp.selected_by)
+    assert exp.fix_works and ("RELAY", "n") in exp.fix
+    member = explain(debian61, "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT", "n")
+    assert member.kind == SETTABLE and member.fix_works and len(member.fix) == 1 and member.fix[0][1] == "y"
+
+
+# --------------------------------------------------------------------------
+# Fix, write, re-check
+
+
+FOUR = ("DEBUG_INFO", "KPROBES", "DEBUG_FS", "RELAY")
+
+
+def test_round_trip_fix_written_config(debian61, tmp_path):
+    # Break Debian's config: DEBUG_INFO off through DEBUG_INFO_NONE, the others with set_value.
+    _debug_info_none(debian61)
+    for name in FOUR[1:]:
+        debian61.syms[name].set_value("n")
+    broken = tmp_path / "broken.config"
+    debian61.write_config(str(broken), save_old=False)
+    # DEBUG_FS and RELAY are selected by others in Debian's config: set_value alone cannot turn them off.
+    reloaded = T.load_tree(debian61.source_tree, config=broken)
+    assert _vals(reloaded, "DEBUG_INFO", "KPROBES") == {"DEBUG_INFO": "n", "KPROBES": "n"}
+    # ...so switch them off for real with our own "must be unset" fix.
+    off = apply_fix(reloaded, plan_fix(reloaded, [(n, "n") for n in FOUR]))
+    assert off.ok, off.outcomes
+    really_broken = tmp_path / "really-broken.config"
+    assert write_fixed_config(off, really_broken).ok
+    start = T.load_tree(debian61.source_tree, config=really_broken)
+    assert _vals(start, *FOUR) == dict.fromkeys(FOUR, "n")
+
+    plan = plan_fix(start, [(n, "y") for n in FOUR])
+    assert not plan.conflicts and not plan.expected_failures
+    result = apply_fix(start, plan)
+    assert result.ok and not result.dropped
+    assert "CONFIG_DEBUG_INFO=y" not in result.fragment and "CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y" in result.fragment
+    assert start.syms["KPROBES"].str_value == "n"  # apply_fix worked on a copy
+    fixed = tmp_path / "fixed.config"
+    written = write_fixed_config(result, fixed)
+    assert written.ok and written.not_taken == ()
+    assert [(o.symbol, o.before, o.after) for o in written.outcomes] == [(n, "n", "y") for n in FOUR]
+    check = T.load_tree(debian61.source_tree, config=fixed)
+    assert _vals(check, *FOUR) == dict.fromkeys(FOUR, "y")
+    assert T.version_from_config(fixed) == T.KernelVersion(6, 1, 192)
+    json.dumps([plan.to_dict(), result.to_dict(), written.to_dict()])
+
+
+def test_write_refuses_input_unless_in_place(debian61, tmp_path):
+    config = tmp_path / ".config"
+    shutil.copy(CONFIGS["6.1"], config)
+    kconf = T.load_tree(debian61.source_tree, config=config)
+    kconf.syms["KPROBES"].set_value("n")
+    result = apply_fix(kconf, plan_fix(kconf, [("CONFIG_KPROBES", "y")]))
+    original = config.read_bytes()
+    with pytest.raises(UserError, match="input config"):
+        write_fixed_config(result, config)
+    with pytest.raises(UserError, match="no output path"):
+        write_fixed_config(result)
+    assert config.read_bytes() == original
+    written = write_fixed_config(result, in_place=True)
+    assert written.ok and written.backup == str(config) + ".bak"
+    assert Path(written.backup).read_bytes() == original
+
+
+def test_undefined_and_conflicting_wants_are_reported(debian61):
+    debian61.syms["KPROBES"].set_value("n")
+    plan = plan_fix(debian61, [("NO_SUCH_SYMBOL", "y"), ("KPROBES", "y"), ("MODULES", "n")])
+    result = apply_fix(debian61, plan)
+    by = {o.symbol: o for o in result.outcomes}
+    assert not by["NO_SUCH_SYMBOL"].ok and "not defined" in by["NO_SUCH_SYMBOL"].reason
+    # KPROBES needs MODULES on 6.1: wanting both cannot work, and we say so.
+    assert not (by["KPROBES"].ok and by["MODULES"].ok)
+    failing = [o for o in result.outcomes if o.symbol != "NO_SUCH_SYMBOL" and not o.ok]
+    assert failing and all(o.reason for o in failing)
+
+
+def _run_conf(series: str, tree: T.SourceTree, config: Path, workdir: Path) -> dict[str, str]:
+    """The kernel's own `conf --olddefconfig` (Debian's linux-kbuild) on `config`."""
+    conf = CONF_TOOLS[series]
+    require(conf.is_file(), f"{conf} (Debian linux-kbuild-{series})")
+    workdir.mkdir()
+    shutil.copy(config, workdir / ".config")
+    env = {**os.environ, **T.kconfig_environment(tree)}
+    env["CC_VERSION_TEXT"] = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    proc = subprocess.run([str(conf), "--olddefconfig", "Kconfig"], cwd=workdir, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    values = {}
+    for line in (workdir / ".config").read_text().splitlines():
+        if line.startswith("CONFIG_"):
+            name, _, value = line.partition("=")
+            values[name[7:]] = value
+    return values
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
+def test_kernel_conf_agrees_with_the_fix(series, request, tmp_path):
+    """The C tool (olddefconfig) keeps what our fixed config asks for, and drops nothing of it."""
+    tree = request.getfixturevalue("tree61" if series == "6.1" else "tree612")
+    kconf = T.load_tree(tree, config=_config(series))
+    off = apply_fix(kconf, plan_fix(kconf, [(n, "n") for n in FOUR]))
+    broken = tmp_path / "broken.config"
+    assert write_fixed_config(off, broken).ok
+    before = _run_conf(series, tree, broken, tmp_path / "c1")
+    assert all(before.get(n) is None for n in FOUR)  # the check below can fail
+    start = T.load_tree(tree, config=broken)
+    result = apply_fix(start, plan_fix(start, [(n, "y") for n in FOUR]))
+    fixed = tmp_path / "fixed.config"
+    assert write_fixed_config(result, fixed).ok
+    after = _run_conf(series, tree, fixed, tmp_path / "c2")
+    assert {n: after.get(n) for n in FOUR} == dict.fromkeys(FOUR, "y")
+    ours = T.load_tree(tree, config=fixed)
+    differ = {n: (v, ours.syms[n].str_value) for n, v in after.items() if n in ours.syms and ours.syms[n].orig_type in (kconfiglib.BOOL, kconfiglib.TRISTATE) and ours.syms[n].str_value != v}
+    assert not differ, f"kconfiglib and conf disagree on {len(differ)} symbols: {dict(list(differ.items())[:10])}"
