@@ -56,11 +56,11 @@ def accel() -> str:
     return qemu.probe_accel("auto").accel
 
 
-def boot(kernel, accel, body: str, timeout: float, append=()) -> qemu.RunResult:
+def boot(kernel, accel, body: str, timeout: float, append=(), workdir=None) -> qemu.RunResult:
     pair, image = kernel
     initrd = initramfs.build_initramfs(initramfs.init_script(body))
     machine = qemu.fast_machine(image.path, initrd, append=(f"dbgscaffold.release={pair.release}", *append), accel=accel)
-    return qemu.run(machine, timeout=timeout)
+    return qemu.run(machine, timeout=timeout, workdir=workdir)
 
 
 def qemu_processes_running(needle: str) -> list[int]:
@@ -80,9 +80,9 @@ def qemu_processes_running(needle: str) -> list[int]:
     return found
 
 
-def test_boot_runs_ktap_and_powers_off(kernel, accel):
+def test_boot_runs_ktap_and_powers_off(kernel, accel, tmp_path):
     pair, _ = kernel
-    r = boot(kernel, accel, KTAP_BODY, timeout=60)
+    r = boot(kernel, accel, KTAP_BODY, timeout=60, workdir=tmp_path)
     assert r.ended == "poweroff", r.console[-2000:] + r.stderr
     assert r.exit_status == 0 and not r.timed_out
     assert initramfs.BOOT_MARKER in r.console and r.boot_seconds is not None
@@ -93,6 +93,7 @@ def test_boot_runs_ktap_and_powers_off(kernel, accel):
     taint = next(d for d in doc.diagnostics if d.startswith("taint: "))
     assert not crash.decode_taint(taint.removeprefix("taint: ")).failed
     assert crash.classify(r.console) == []
+    assert (tmp_path / "console.log").read_text() == r.console and (tmp_path / "results.log").read_text() == r.results
     print(f"\n{pair.release}: boot {r.boot_seconds:.2f} s, cycle {r.wall_seconds:.2f} s")
 
 
