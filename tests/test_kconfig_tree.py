@@ -23,7 +23,7 @@ from conftest import require, require_tools
 from dbgscaffold.errors import EnvironmentProblem, UserError
 from dbgscaffold.kconfig import tree as T
 from dbgscaffold.kconfig.compat import CompatKconfig, rewrite_kconfig, split_depends_if
-from dbgscaffold.kconfig.explain import BLOCKED, FORCED, OK, PROMPTLESS, SETTABLE, UNDEFINED, explain
+from dbgscaffold.kconfig.explain import BLOCKED, FORCED, OK, PROMPTLESS, SETTABLE, UNDEFINED, apply_assignments, explain
 from dbgscaffold.kconfig.fix import apply_fix, plan_fix, write_fixed_config
 
 CONFIGS = {"6.1": Path("/boot/config-6.1.0-56-amd64"), "6.12": Path("/boot/config-6.12.117+deb12-amd64")}
@@ -413,6 +413,39 @@ def test_must_be_unset_but_selected_says_who_selects_it(debian61):
     assert exp.fix_works and ("RELAY", "n") in exp.fix
     member = explain(debian61, "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT", "n")
     assert member.kind == SETTABLE and member.fix_works and len(member.fix) == 1 and member.fix[0][1] == "y"
+
+
+def test_arch_only_drivers_and_dead_ends(debian61):
+    # "depends on ARCH_ROCKCHIP || COMPILE_TEST": not on x86, and a fix never turns on COMPILE_TEST.
+    exp = explain(debian61, "ROCKCHIP_THERMAL", "y")
+    assert exp.kind == UNDEFINED and "ARCH_ROCKCHIP" in exp.message and not exp.fix
+    # ISA sound cards need X86_32: blocked, no fix, and the message says where the chain ends.
+    dead = explain(debian61, "SND_INTERWAVE_STB", "ym")
+    assert dead.kind == BLOCKED and not dead.fix_works and not dead.fix
+    assert "SND_ISA (=n)" in dead.unmet and "X86_32" in dead.message and dead.causes
+
+
+@pytest.mark.slow
+def test_explain_sample_claims_hold_and_tree_is_untouched(debian61):
+    import random
+
+    syms = [s for s in debian61.unique_defined_syms if s.orig_type in (kconfiglib.BOOL, kconfiglib.TRISTATE)]
+    before = {s.name: s.str_value for s in syms}
+    rng = random.Random(3)
+    fixes = []
+    for sym in rng.sample(syms, 300):
+        wanted = "n" if sym.str_value != "n" else "ym"
+        exp = explain(debian61, sym.name, wanted)
+        assert exp.kind in {OK, UNDEFINED, SETTABLE, BLOCKED, PROMPTLESS, FORCED}
+        assert bool(exp.fix) == (exp.fix_works and exp.kind != OK)
+        if exp.fix:
+            fixes.append((sym.name, wanted, exp.fix))
+    assert {s.name: s.str_value for s in syms} == before
+    # Check a few claims on independent copies, through the public apply path.
+    for name, wanted, fix in rng.sample(fixes, 8):
+        copy = T.clone(debian61)
+        apply_assignments(copy, fix)
+        assert copy.syms[name].str_value in wanted, (name, wanted, fix)
 
 
 # --------------------------------------------------------------------------

@@ -11,7 +11,9 @@ for "must be unset" (a string such as "y" or "ym" works too).
 Explanation.kind is one of
 
     ok          the symbol already has an acceptable value
-    undefined   no such symbol in this kernel version / architecture
+    undefined   no such symbol in this kernel version / architecture, or it
+                depends on symbols this arch never defines (MMIOTRACE on
+                arm64; "depends on ARCH_ROCKCHIP || COMPILE_TEST" on x86)
     settable    it has a visible prompt; the user just has to set it
     blocked     it has a prompt, but its dependencies hide it or cap its value;
                 `depends`/`unmet` show the expression with each symbol's value,
@@ -26,6 +28,9 @@ tree and make the symbol acceptable (`fix_works`); a promptless symbol is
 never assigned itself, a choice is set through its member.  `alternatives`
 holds other fixes that work too; `causes` explain the symbols in `fix`'s
 path (e.g. PREEMPT_TRACER -> PREEMPTION -> PREEMPT_BUILD -> PREEMPT).
+Without a fix, `causes` show the dependencies nothing could satisfy and the
+message says where that chain ends.  A fix never switches on COMPILE_TEST.
+`explain` raises ValueError for string/int/hex symbols.
 
 Trials set user values on `kconf` and restore them exactly; `kconf` is
 unchanged when explain() returns.  Not thread-safe on the same `kconf`.
@@ -52,6 +57,9 @@ TRI = ("n", "m", "y")
 MAX_DEPTH = 8  # dependency chains in the kernel are rarely deeper than 4
 MAX_ALTS = 6  # fixes kept per symbol
 MAX_COMBOS = 12  # requirement combinations tried per symbol
+# Never switched on by a fix: COMPILE_TEST builds drivers for hardware the
+# machine cannot have; "depends on ARCH_FOO || COMPILE_TEST" means "not here".
+NEVER_ENABLE = frozenset({"COMPILE_TEST"})
 
 Assignment = tuple[str, str]
 
@@ -163,16 +171,31 @@ def _arch_missing(sym) -> list[str]:
 
     E.g. MMIOTRACE on arm64 depends on HAVE_MMIOTRACE_SUPPORT, which only
     arch/x86 defines: the symbol exists but can never be enabled there.
+    COMPILE_TEST counts as absent (see NEVER_ENABLE).
     """
     missing: list[str] = []
     for term in split_expr(sym.direct_dep, AND):
-        if expr_value(term):
+        if expr_value(term) or _has_not(term):
             continue
         items = kconfiglib.expr_items(term)
-        if term.__class__ is not tuple or term[0] is AND:
-            if all(i.__class__ is Symbol and not i.nodes and (not i.is_constant or i.name == "n") for i in items):
-                missing.extend(sorted(i.name for i in items))
+        if all(_absent(i) or (i.__class__ is Symbol and i.name in NEVER_ENABLE) for i in items):
+            # e.g. "ARM || ARM64" or "ARCH_ROCKCHIP || COMPILE_TEST" on x86:
+            # nothing a fix may touch can make it true
+            missing.extend(sorted(i.name for i in items if _absent(i) and i.name != "n") or ["n"])
     return missing
+
+
+def _absent(item) -> bool:
+    """An undefined symbol, or the constant n."""
+    return item.__class__ is Symbol and not item.nodes and (not item.is_constant or item.name == "n")
+
+
+def _has_not(expr) -> bool:
+    if expr.__class__ is not tuple:
+        return False
+    if expr[0] is NOT:
+        return True
+    return expr[0] in (AND, OR) and (_has_not(expr[1]) or _has_not(expr[2]))
 
 
 def _cur(sym) -> str:
@@ -273,6 +296,8 @@ def requirements(expr, lo: int, hi: int = 2) -> list[ReqSet]:
         return [()]
     if expr.__class__ is Symbol:
         if expr.is_constant or not expr.nodes or expr.orig_type not in (BOOL, TRISTATE):
+            return []
+        if lo > value and expr.name in NEVER_ENABLE:
             return []
         return [((expr, frozenset(TRI[lo : hi + 1])),)]
     if expr.__class__ is Choice:
@@ -432,7 +457,7 @@ class _Explainer:
             return self._raise(sym, wanted, base)
         return self._lower(sym, wanted, base)
 
-    def _finish(self, sym, wanted, base: Explanation, candidates: list[_Alt]) -> _Result:
+    def _finish(self, sym, wanted, base: Explanation, candidates: list[_Alt], failures: list[Explanation] = ()) -> _Result:
         """Try candidates in order; keep those that work, shortest first."""
         seen = []
         working: list[_Alt] = []
@@ -450,12 +475,23 @@ class _Explainer:
         working.sort(key=lambda a: len(a.fix))
         result = _Result(base, working[:MAX_ALTS])
         if not working:
-            result.base = replace(base, message=base.message + "; no combination of settable symbols found that fixes it")
+            why = ""
+            if failures:
+                root = failures[0]
+                while root.causes:
+                    root = root.causes[0]
+                why = f"; it ends at {root.message.split('; no combination')[0]}"
+            result.base = replace(base, message=base.message + "; no combination of settable symbols found that fixes it" + why, causes=tuple(failures[:3]))
         return result
 
-    def _combine(self, reqsets: list[ReqSet], own: tuple[Assignment, ...] = ()) -> list[_Alt]:
-        """Alternatives from requirement sets: each requirement solved recursively."""
+    def _combine(self, reqsets: list[ReqSet], own: tuple[Assignment, ...] = ()) -> tuple[list[_Alt], list[Explanation]]:
+        """Alternatives from requirement sets: each requirement solved recursively.
+
+        Also returns the requirements nothing could satisfy, so that an
+        explanation without a fix can still say where the chain ends.
+        """
         out: list[_Alt] = []
+        failures: list[Explanation] = []
         for reqset in reqsets:
             per_req: list[list[_Alt]] = []
             causes_per_req: list[list[Explanation]] = []
@@ -463,6 +499,8 @@ class _Explainer:
                 res = self.result(req_sym.name, req_values)
                 working = [a for a in res.alts if a.works]
                 if not working:
+                    if all(f.symbol != req_sym.name for f in failures):
+                        failures.append(res.explanation())
                     per_req = []
                     break
                 per_req.append(working[:3])
@@ -479,7 +517,7 @@ class _Explainer:
                     continue
                 causes = tuple(causes_per_req[i][j] for i, j in enumerate(combo) if per_req[i][j].fix)
                 out.append(_Alt(fix, causes))
-        return out
+        return out, failures
 
     def _target(self, sym, wanted: frozenset[str]) -> str:
         # A tristate that may be a module becomes one: smaller vmlinux, same feature.
@@ -514,7 +552,8 @@ class _Explainer:
                 message=f"{name} is {base.current} and cannot be set: depends on {shown} ({loc})"
                 + (f"; unmet: {', '.join(unmet)}" if unmet else ""),
             )  # fmt: skip
-            return self._finish(sym, wanted, base, self._combine(requirements(cond, need), own))
+            candidates, failures = self._combine(requirements(cond, need), own)
+            return self._finish(sym, wanted, base, candidates, failures)
         # No prompt: only selects, defaults and implies move it.
         terms = [t for t in split_expr(sym.rev_dep, OR) if t is not self.kconf.n]
         selectors = [self._selector(t) for t in terms]
@@ -534,7 +573,8 @@ class _Explainer:
         for term in split_expr(sym.weak_rev_dep, OR):
             if term is not self.kconf.n:
                 reqsets.extend(r for r in requirements((AND, term, sym.direct_dep), need) if r not in reqsets)
-        return self._finish(sym, wanted, base, self._combine(reqsets))
+        candidates, failures = self._combine(reqsets)
+        return self._finish(sym, wanted, base, candidates, failures)
 
     @staticmethod
     def _selector(term):
@@ -572,7 +612,8 @@ class _Explainer:
             reqsets: list[ReqSet] = [()]
             for term in active:
                 reqsets = _product(reqsets, requirements(term, 0, hi))
-            return self._finish(sym, wanted, base, self._combine(reqsets, own))
+            candidates, failures = self._combine(reqsets, own)
+            return self._finish(sym, wanted, base, candidates, failures)
         if own and sym.visibility:
             base = replace(base, kind=SETTABLE, message=f"{name} is {base.current}; set {name}={target}")
             return self._finish(sym, wanted, base, [_Alt(own)])
@@ -587,4 +628,5 @@ class _Explainer:
             if expr_value(term) > hi:
                 reqsets = _product(reqsets or [()], requirements(term, 0, hi))
         reqsets = _union(reqsets, requirements(sym.direct_dep, 0, hi))
-        return self._finish(sym, wanted, base, self._combine(reqsets, own))
+        candidates, failures = self._combine(reqsets, own)
+        return self._finish(sym, wanted, base, candidates, failures)
