@@ -20,7 +20,7 @@ import kconfiglib
 import pytest
 from conftest import require, require_tools
 
-from dbgscaffold.errors import EnvironmentProblem, UserError
+from dbgscaffold.errors import EXIT_ENVIRONMENT, EnvironmentProblem, UserError
 from dbgscaffold.kconfig import tree as T
 from dbgscaffold.kconfig.compat import CompatKconfig, rewrite_kconfig, split_depends_if
 from dbgscaffold.kconfig.explain import BLOCKED, FORCED, OK, PROMPTLESS, SETTABLE, UNDEFINED, apply_assignments, explain
@@ -219,6 +219,16 @@ def test_unsupported_syntax_is_a_user_error_with_file_and_line(tmp_path, monkeyp
     assert info.value.file == "Kconfig" and info.value.line == 6
     assert isinstance(info.value, UserError)
     assert f"{root}/Kconfig:6" in str(info.value) and "flat analysis" in str(info.value)
+
+
+def test_missing_compiler_is_an_environment_problem(mini):
+    include = mini / "scripts" / "Kconfig.include"
+    include.write_text(include.read_text() + "failure = $(shell,{ $(1); } >/dev/null 2>&1 && echo n || echo y)\n$(error-if,$(failure,command -v $(CC)),C compiler '$(CC)' not found)\n")
+    with pytest.raises(T.KconfigToolMissing) as info:
+        T.load_tree(mini, use_cache=False, env_overrides={"CC": "no-such-cc"})
+    assert info.value.exit_code == EXIT_ENVIRONMENT and info.value.line == 3
+    assert "C compiler 'no-such-cc' not found" in str(info.value)
+    assert T.load_tree(mini, use_cache=False).syms["HAS_CC"].str_value == "y"  # with gcc it passes
 
 
 def test_not_a_kernel_tree_names_what_is_missing(tmp_path):

@@ -13,9 +13,11 @@ API (all paths may be str or Path):
     version_from_config(path) -> KernelVersion | None  from "# Linux/x86 6.1.192 Kernel Configuration"
     load_tree(srctree, arch="x86", config=None, use_cache=True) -> CompatKconfig
         Parsed through the compat layer, with the environment kconfiglib
-        needs set only for the parse.  Parse failures raise
-        KconfigSyntaxUnsupported / KconfigTreeError (UserErrors with .file
-        and .line) so the caller can fall back to the flat analysis.
+        needs set only for the parse.  Parse failures raise a
+        KconfigTreeError (a UserError with .file and .line) so the caller
+        can fall back to the flat analysis: KconfigSyntaxUnsupported for
+        syntax kconfiglib cannot read, KconfigToolMissing (exit code 4)
+        when the tree's own checks find no compiler.
         `kconf.load_info` says whether the parse came from the cache and how
         long it took; `kconf.config_load` holds the ConfigLoad when `config`
         was given.
@@ -59,7 +61,7 @@ from typing import Iterator, Mapping
 
 import kconfiglib
 
-from ..errors import EnvironmentProblem, UserError
+from ..errors import EXIT_ENVIRONMENT, EnvironmentProblem, UserError
 from ..paths import cache_dir
 from .compat import COMPAT_VERSION, CompatKconfig
 
@@ -93,6 +95,12 @@ class KconfigTreeError(UserError):
 
 class KconfigSyntaxUnsupported(KconfigTreeError):
     """kconfiglib (even with the compat layer) cannot parse a construct in the tree."""
+
+
+class KconfigToolMissing(KconfigTreeError):
+    """The tree's own $(error-if,...) checks failed, e.g. "C compiler 'gcc' not found"."""
+
+    exit_code = EXIT_ENVIRONMENT
 
 
 @dataclass(frozen=True, order=True)
@@ -372,6 +380,8 @@ def _tree_error(exc: kconfiglib.KconfigError, tree: SourceTree) -> KconfigTreeEr
             file,
             line,
         )
+    if re.search(r"\bnot found\b", detail):
+        return KconfigToolMissing(f"{where}: error: {detail}; falling back to the flat analysis. Fix: install it (apt-get install gcc binutils).", file, line)
     return KconfigTreeError(f"{where}: error: {detail}; falling back to the flat analysis.", file, line)
 
 
