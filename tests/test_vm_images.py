@@ -68,6 +68,13 @@ def test_pairs_need_the_exact_release(tmp_path):
     assert any("6.6.0-only-headers" in p and "linux-image-6.6.0-only-headers" in p for p in scan.problems)
 
 
+def test_image_beside_the_modules_counts(tmp_path):
+    boot, mods = make_tree(tmp_path, [], ["6.14.2-300.fc42.x86_64"])
+    (mods / "6.14.2-300.fc42.x86_64" / "vmlinuz").write_bytes(b"x")
+    (pair,) = images.scan_pairs(boot, mods).pairs
+    assert pair.image == mods / "6.14.2-300.fc42.x86_64" / "vmlinuz"
+
+
 def test_default_is_the_running_kernel_else_the_newest():
     a = KernelPair("6.1.0-1-amd64", Path("/boot/a"), Path("/b/a"))
     b = KernelPair("6.12.9-amd64", Path("/boot/b"), Path("/b/b"))

@@ -121,7 +121,8 @@ def headers_release(build_dir: Path) -> str | None:
 
 
 def scan_pairs(boot: Path = BOOT_DIR, modules: Path = MODULES_ROOT) -> PairScan:
-    """Every /boot/vmlinuz-<release> with /lib/modules/<release>/build, and what's incomplete."""
+    """Every /boot/vmlinuz-<release> (or /lib/modules/<release>/vmlinuz) with
+    /lib/modules/<release>/build, and what's incomplete."""
     images = {}
     if Path(boot).is_dir():
         for p in Path(boot).iterdir():
@@ -132,6 +133,9 @@ def scan_pairs(boot: Path = BOOT_DIR, modules: Path = MODULES_ROOT) -> PairScan:
         for entry in Path(modules).iterdir():
             if (entry / "build" / "Makefile").is_file():
                 headers[entry.name] = entry / "build"
+            # Fedora and Arch keep the image beside the modules.
+            if entry.name not in images and (entry / "vmlinuz").is_file():
+                images[entry.name] = entry / "vmlinuz"
     pairs, problems = [], []
     for release in sorted(set(images) | set(headers), key=_version_key):
         if release in images and release in headers:
