@@ -189,13 +189,24 @@ def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON document instead of tables.")
 @click.option("--explain", is_flag=True, help="Print the classic ftrace tracers mapped to today's kernels.")
 @click.option("--list-profiles", is_flag=True, help="List the profiles and exit.")
-def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, strict, as_json, explain, list_profiles) -> None:
+@click.option("--fix-fragment", type=click.Path(path_type=Path, dir_okay=False), help="Write a config fragment with only the fix lines that take effect.")
+@click.option("--scripts-config", is_flag=True, help="Print the fix as scripts/config commands.")
+@click.option("--apply", "apply_to", type=click.Path(path_type=Path, dir_okay=False), help="Write the fixed .config to this file, then re-check it.")
+@click.option("--in-place", is_flag=True, help="Fix CONFIG itself (a .bak copy is kept), then re-check it.")
+def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, strict, as_json, explain, list_profiles, fix_fragment, scripts_config, apply_to, in_place) -> None:
     """Check a kernel config for what debugging tools need.
 
     CONFIG is a .config (plain or .gz); without it the running kernel's config
     (/proc/config.gz, /boot/config-$(uname -r), ...), or --srctree's .config.
+    With a Kconfig tree (--srctree, or Debian's linux-source-X.Y for the
+    config's version, found automatically) each failing option is explained:
+    not in this kernel, blocked by a dependency (down to what you can
+    change), promptless (set through another symbol or a choice), or just
+    off; and fixes are verified before they are offered.
+
     Exit 0 when every required option holds, 1 when one fails (recommended
-    ones too with --strict), 2 on usage or input errors.
+    ones too with --strict; after --apply/--in-place, judged on the written
+    config), 2 on usage or input errors.
     """
     from .kconfig.check import DEFAULT_PROFILES, CheckRequest, run_check
     from .kconfig.profiles import available_profiles, load_profile, load_tracer_map
@@ -216,7 +227,13 @@ def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, stri
             tree="never" if flat else "auto",
             runtime=runtime,
             strict=strict,
+            fix_fragment=fix_fragment,
+            scripts_config=scripts_config,
+            apply=apply_to,
+            in_place=in_place,
         )
+        if flat and request.wants_fix:
+            raise click.UsageError("fixes are verified on the Kconfig tree: drop --flat.")
         if explain and config is None and srctree is None and build_dir is None:
             print_tracer_map(load_tracer_map())
             return

@@ -22,7 +22,7 @@ def _console(file=None):
     return Console(file=file, width=None if terminal else 160, soft_wrap=not terminal, highlight=False)
 
 
-def print_report(report: CheckReport, order: dict[str, int] | None = None, file=None) -> None:
+def print_report(report: CheckReport, file=None) -> None:
     from rich import box
     from rich.table import Table
 
@@ -39,8 +39,8 @@ def print_report(report: CheckReport, order: dict[str, int] | None = None, file=
         console.print(f"[yellow]warning:[/] {warning}", markup=True)
     for profile in report.profiles:
         rows = [r for r in report.results if r.profile == profile.name]
-        if order:
-            rows.sort(key=lambda r: order.get(r.symbol, len(order)))
+        if report.order:  # menuconfig's order when a tree was loaded
+            rows.sort(key=lambda r: report.order.get(r.symbol, len(report.order)))
         table = Table(title=f"{profile.name}: {profile.title}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for column in ("option", "level", "wanted", "actual", "status"):
             table.add_column(column)
@@ -50,18 +50,23 @@ def print_report(report: CheckReport, order: dict[str, int] | None = None, file=
         console.print()
         console.print(table)
         for r in rows:
+            if r.status == OK and not r.reason:
+                continue
             if r.status == OK:
+                console.print(f"  note CONFIG_{r.symbol}: {r.reason}", markup=False)
                 continue
             fails_run = r.status == FAIL and (report.strict or r.option.level == "required")
             mark = "FAIL" if fails_run else ("warn" if r.status == FAIL else "note")
             console.print(f"  {mark} CONFIG_{r.symbol} ({r.option.level}): {r.reason}", markup=False)
             console.print(f"       needed for: {r.option.why}", markup=False)
-            for line in getattr(r.explanation, "lines", ()) or ():
+            for line in explanation_lines(r.explanation):
                 console.print(f"       {line}", markup=False)
             if r.option.note and r.status == FAIL:
                 console.print(f"       note: {r.option.note}", markup=False)
             if r.fix:
                 console.print("       fix: " + " ".join(_assignment(s, v) for s, v in r.fix), markup=False)
+    if report.fix is not None:
+        _print_fix(console, report)
     if report.runtime:
         console.print()
         console.print("Runtime readiness of the running kernel:")
@@ -74,8 +79,64 @@ def print_report(report: CheckReport, order: dict[str, int] | None = None, file=
     console.print()
     console.print(
         f"Result: {len(summary['required_failed'])} required and {len(summary['recommended_failed'])} recommended "
-        f"option(s) failing{' (--strict: recommended count)' if report.strict else ''}; exit {report.exit_code}"
+        f"option(s) failing{' (--strict: recommended count)' if report.strict else ''}"
+        + ("; after the fix" if report.written is not None else "")
+        + f"; exit {report.exit_code}"
     )
+
+
+def explanation_lines(ex, depth: int = 0) -> list[str]:
+    """A tree explanation as indented lines: what holds, where, and down the chain."""
+    if ex is None:
+        return []
+    pad = "  " * depth
+    lines = []
+    if depth:
+        lines.append(f"{pad}-> CONFIG_{ex.symbol} ({ex.current or 'undefined'}): {ex.message}")
+    else:
+        lines.append(f"kconfig: {ex.kind}" + (f" ({', '.join(ex.locations)})" if ex.locations else ""))
+    if ex.depends and ex.unmet:
+        lines.append(f"{pad}   depends on {ex.depends}")
+    if ex.selected_by:
+        lines.append(f"{pad}   selected by {', '.join(ex.selected_by[:4])}" + (" ..." if len(ex.selected_by) > 4 else ""))
+    if ex.choice:
+        lines.append(f"{pad}   choice: {ex.choice}")
+    for note in ex.notes:
+        lines.append(f"{pad}   {note}")
+    for cause in ex.causes[:3]:
+        lines.extend(explanation_lines(cause, depth + 1))
+    return lines
+
+
+def _print_fix(console, report: CheckReport) -> None:
+    fix = report.fix
+    console.print()
+    if not fix.applied and not fix.plan.wanted:
+        console.print("Fix: nothing to fix.")
+        return
+    console.print("Fix (verified on the Kconfig tree; only lines that take effect):")
+    for line in fix.fragment.splitlines() or ["(no assignment takes effect)"]:
+        console.print(f"  {line}", markup=False)
+    console.print("As scripts/config commands:")
+    for line in fix.scripts_config:
+        console.print(f"  {line}", markup=False)
+    for symbol, value, why in fix.dropped:
+        console.print(f"  dropped {_assignment(symbol, value)}: {why}", markup=False)
+    for conflict in fix.plan.conflicts:
+        console.print(f"  conflict: {conflict}", markup=False)
+    for outcome in fix.outcomes:
+        if not outcome.ok:
+            console.print(f"  CONFIG_{outcome.symbol} stays {outcome.after or 'undefined'}: {outcome.reason}", markup=False)
+    if report.written is not None:
+        w = report.written
+        where = f"{w.path}" + (f" (backup: {w.backup})" if w.backup else "")
+        if w.ok:
+            console.print(f"Wrote {where}; re-checked: every requested value took effect.")
+        else:
+            console.print(f"Wrote {where}; re-checked: did NOT take effect: {', '.join('CONFIG_' + s for s in w.not_taken)}")
+            for o in w.outcomes:
+                if not o.ok:
+                    console.print(f"  CONFIG_{o.symbol}: {o.reason}", markup=False)
 
 
 def _assignment(symbol: str, value: str) -> str:
