@@ -304,6 +304,12 @@ class CompatKconfig(kconfiglib.Kconfig):
                 var._n_expansions = counters.get(name, 0)
             self.env_vars = env_vars
 
+    def __getstate__(self):
+        # (instance dict, slots): leave out the pickled copy of ourselves that
+        # tree.load_tree keeps for fresh_copy().
+        state, slots = super().__getstate__()
+        return {k: v for k, v in state.items() if k != "_pristine"}, slots
+
     def load_config(self, filename=None, replace=True, verbose=None):
         message = super().load_config(filename, replace, verbose)
         self.config_path = filename
