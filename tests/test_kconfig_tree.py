@@ -523,9 +523,14 @@ def test_undefined_and_conflicting_wants_are_reported(debian61):
     by = {o.symbol: o for o in result.outcomes}
     assert not by["NO_SUCH_SYMBOL"].ok and "not defined" in by["NO_SUCH_SYMBOL"].reason
     # KPROBES needs MODULES on 6.1: wanting both cannot work, and we say so.
-    assert not (by["KPROBES"].ok and by["MODULES"].ok)
-    failing = [o for o in result.outcomes if o.symbol != "NO_SUCH_SYMBOL" and not o.ok]
-    assert failing and all(o.reason for o in failing)
+    assert by["MODULES"].ok and not by["KPROBES"].ok
+    assert "conflicts with the wanted MODULES=n" in by["KPROBES"].reason
+    # Two members of one choice: the second is left out, with the reason.
+    plan = plan_fix(debian61, [("DEBUG_INFO_DWARF4", "y"), ("DEBUG_INFO_DWARF5", "y")])
+    assert plan.assignments == (("DEBUG_INFO_DWARF4", "y"),) and plan.expected_failures == ("DEBUG_INFO_DWARF5",)
+    result = apply_fix(debian61, plan)
+    assert [o.ok for o in result.outcomes] == [True, False] and "same choice" in result.outcomes[1].reason
+    assert result.fragment == "# CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT is not set\nCONFIG_DEBUG_INFO_DWARF4=y\n"
 
 
 def _run_conf(series: str, tree: T.SourceTree, config: Path, workdir: Path) -> dict[str, str]:

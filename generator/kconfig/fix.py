@@ -227,6 +227,9 @@ def _outcomes(plan: FixPlan, before: dict[str, str], after_kconf) -> tuple[Outco
                 reason = conflict
             else:
                 reason = explain(after_kconf, name, wanted).message
+                clashing = [f"{other}={'/'.join(values)}" for other, values in plan.wanted if other != name and f"{other} (=" in reason]
+                if clashing:
+                    reason += f"; conflicts with the wanted {', '.join(clashing)}"
         out.append(Outcome(name, wanted, before.get(name, ""), after, ok, reason))
     return tuple(out)
 
