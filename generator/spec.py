@@ -27,6 +27,7 @@ from .debugfs_types import (
 )
 from .c_literals import c_escaped_length
 from .errors import UserError
+from .inputs import read_input
 
 MODULE_KEYS = ("name", "description", "author", "license", "version", "root")
 TOP_KEYS = ("module", "entry")
@@ -773,14 +774,11 @@ def _rewrite_module_name(text: str, loc: _Locator, name: str, data: dict, source
 
 def read_spec_text(path: Path) -> str:
     """Read a spec file, turning every I/O problem into a UserError."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: error: no such file. Fix: check the path, or run 'dbgscaffold spec example > {path.name}'.") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: error: is a directory, not a spec file. Fix: pass the .toml file itself.") from None
-    except OSError as exc:
-        raise UserError(f"{path}: error: cannot read: {exc.strerror}.") from None
+    raw = read_input(
+        path,
+        missing_fix=f"check the path, or run 'dbgscaffold spec example > {path.name}'.",
+        directory_fix="pass the .toml spec file itself.",
+    )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..inputs import read_input
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 _UNSET_RE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
@@ -98,17 +99,12 @@ def parse_dotconfig(text: str, source: str = ".config") -> DotConfig:
 
 def read_dotconfig(path: Path) -> DotConfig:
     """Read and parse a config file, plain or gzip-compressed."""
-    try:
-        if path.is_dir():
-            raise UserError(f"{path}: error: is a directory. Fix: pass the .config file (or use --srctree DIR).")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError(f"{path}: error: no such file. Fix: check the path.") from None
-    except PermissionError:
-        raise UserError(f"{path}: error: permission denied. Fix: run as a user who can read it (e.g. sudo).") from None
-    except OSError as exc:
-        raise UserError(f"{path}: error: cannot read: {exc.strerror}.") from None
+    raw = read_input(
+        path,
+        missing_fix="check the path.",
+        directory_fix="pass the .config file (or use --srctree DIR).",
+        limit=MAX_BYTES,
+    )
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
