@@ -35,6 +35,8 @@ import subprocess
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from glob import glob
+from typing import Iterator
 
 import kconfiglib
 
@@ -203,10 +205,8 @@ def rewrite_kconfig(text: str) -> Rewrite:
 _ASSIGNMENT_RE = re.compile(r"^\s*[A-Za-z0-9_-]+\s*(\+?=)")
 
 
-def macro_lines(text: str) -> list[str]:
-    """Lines kconfiglib will macro-expand at parse time: those with '$(' outside
-    help texts, comments and recursive ('=', '+=') variable definitions."""
-    out = []
+def syntax_lines(text: str) -> Iterator[str]:
+    """The lines kconfiglib parses as syntax: all but help texts."""
     in_help = False
     help_indent: int | None = None
     for line in text.splitlines():
@@ -221,9 +221,22 @@ def macro_lines(text: str) -> list[str]:
             in_help = False
         if _is_help(line):
             in_help, help_indent = True, None
-        elif "$(" in line and not line.lstrip().startswith("#") and not _ASSIGNMENT_RE.match(line):
-            out.append(line)
-    return out
+        else:
+            yield line
+
+
+def _is_macro_line(line: str) -> bool:
+    # Recursive ('=', '+=') definitions are expanded only where used.
+    return "$(" in line and not line.lstrip().startswith("#") and not _ASSIGNMENT_RE.match(line)
+
+
+def macro_lines(text: str) -> list[str]:
+    """Lines kconfiglib will macro-expand at parse time: those with '$(' outside
+    help texts, comments and recursive variable definitions."""
+    return [line for line in syntax_lines(text) if _is_macro_line(line)]
+
+
+_SOURCE_RE = re.compile(r'^[ \t]*(source|rsource|osource|orsource)[ \t]+"([^"]*)"', re.M)
 
 
 _PENDING = "\x01dbgscaffold-pending\x01"
@@ -257,6 +270,7 @@ class CompatKconfig(kconfiglib.Kconfig):
         self.config_path: str | None = None
         self._shell_cwd = shell_cwd
         self._dry_run = False
+        self._looked_ahead = False
         self._prefetched: dict[str, Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="kconfig-shell") if prefetch and shell_cwd else None
         try:
@@ -278,14 +292,73 @@ class CompatKconfig(kconfiglib.Kconfig):
                 rel = filename[len(self._srctree_prefix) :] if filename.startswith(self._srctree_prefix) else filename
                 self.rewrites.extend((rel, change) for change in result.changes)
                 self.transitional.update(result.transitional)
-            if self._pool is not None and "$(" in result.text:
-                self._prefetch(result.text)
+            if self._pool is not None:
+                if not self._looked_ahead and "cc-option" in self.variables:
+                    # scripts/Kconfig.include is in: the probes' macros exist.
+                    self._looked_ahead = True
+                    self._look_ahead(filename)
+                elif "$(" in result.text:
+                    self._prefetch(macro_lines(result.text))
             return io.StringIO(result.text)
         return super()._open(filename, mode)
 
-    def _prefetch(self, text: str) -> None:
-        """Dry-expand the file's macro lines; `_shell_fn` queues the commands."""
-        lines = macro_lines(text)
+    def _look_ahead(self, current: str) -> None:
+        """Queue the probes of every Kconfig file the parse will read, in order.
+
+        Follows 'source' statements from the top Kconfig without parsing
+        (help texts skipped, globs expanded, as kconfiglib does); files
+        already read are only walked through.  Queued in parse order, the
+        probes of lib/Kconfig.debug are done long before the parse gets there.
+        """
+        top = os.path.normpath(os.path.join(self.srctree, self.kconfig_filenames[0]))
+        current = os.path.normpath(current)
+        seen: set[str] = set()
+        lines: list[str] = []
+        started = False
+
+        def visit(path: str) -> None:
+            nonlocal started
+            real = os.path.normpath(path)
+            if real in seen:
+                return
+            seen.add(real)
+            started = started or real == current
+            try:
+                with open(path, encoding=self._encoding) as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError):
+                return
+            # Few files have macros: only those get the help-aware line pass.
+            if started and "$(" in text:
+                lines.extend(macro_lines(text))
+            # A 'source' quoted in a help text would only add probes.
+            for m in _SOURCE_RE.finditer(text) if "source" in text else ():
+                pattern = self._dry_expand(m.group(2)) if "$(" in m.group(2) else m.group(2)
+                if pattern is None:
+                    continue
+                base = os.path.dirname(path) if m.group(1) in ("rsource", "orsource") else self.srctree
+                pattern = os.path.join(base, pattern)
+                if any(c in pattern for c in "*?["):
+                    for found in sorted(glob(pattern)):
+                        visit(found)
+                else:
+                    visit(pattern)
+
+        visit(top)
+        self._prefetch(lines)
+
+    def _dry_expand(self, text: str) -> str | None:
+        self._dry_run = True
+        try:
+            out = self._expand_whole(text, ())
+        except Exception:
+            return None
+        finally:
+            self._dry_run = False
+        return None if _PENDING in out else out
+
+    def _prefetch(self, lines: list[str]) -> None:
+        """Dry-expand macro lines; `_shell_fn` queues the commands they would run."""
         if not lines:
             return
         # The dry run must leave no trace: expansion counters, env_vars.
