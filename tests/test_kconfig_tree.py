@@ -211,6 +211,28 @@ def test_compat_semantics_on_synthetic_tree(mini, tmp_path):
     assert "NEW_OPT" in explain(kconf, "OLD_OPT", "y").message
 
 
+def test_probes_run_once_each_and_never_from_help_text(tmp_path, monkeypatch):
+    monkeypatch.setenv("DBGSCAFFOLD_CACHE", str(tmp_path / "cache"))
+    log = tmp_path / "probes.log"
+    body = f"""\
+config EARLY
+\tdef_bool $(shell,echo early >> {log}; echo y)
+
+config DOCUMENTED
+\tbool "documented"
+\thelp
+\t  Never run: $(shell,echo help >> {log})
+
+source "sub/Kconfig"
+"""
+    root = _mini_tree(tmp_path / "linux", body)
+    (root / "sub").mkdir()
+    (root / "sub" / "Kconfig").write_text(f"config LATE\n\tdef_bool $(shell,echo late >> {log}; echo y)\n")
+    kconf = T.load_tree(root, use_cache=False)
+    assert kconf.syms["EARLY"].str_value == "y" and kconf.syms["LATE"].str_value == "y"
+    assert sorted(log.read_text().split()) == ["early", "late"]
+
+
 def test_unsupported_syntax_is_a_user_error_with_file_and_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DBGSCAFFOLD_CACHE", str(tmp_path / "cache"))
     root = _mini_tree(tmp_path / "linux", "config FOO\n\tbool \"foo\"\n\tfrobnicate sideways\n")

@@ -293,8 +293,8 @@ class CompatKconfig(kconfiglib.Kconfig):
                 self.rewrites.extend((rel, change) for change in result.changes)
                 self.transitional.update(result.transitional)
             if self._pool is not None:
-                if not self._looked_ahead and "cc-option" in self.variables:
-                    # scripts/Kconfig.include is in: the probes' macros exist.
+                if not self._looked_ahead and "scripts/Kconfig.include" in self.kconfig_filenames and not filename.endswith("scripts/Kconfig.include"):
+                    # Kconfig.include is in: the probes' macros (cc-option...) exist.
                     self._looked_ahead = True
                     self._look_ahead(filename)
                 elif "$(" in result.text:
