@@ -1,0 +1,204 @@
+"""The guest's checks, derived from a spec: a POSIX shell script for busybox ash.
+
+Every check is one KTAP result on fd 3 (the results port), numbered in plan
+order, run by `run_check` from the guest library (module_templates/guest/ktap.sh),
+which writes `dbgscaffold: begin check N` / `end check N` to /dev/kmsg around
+it (so crash.classify() can attribute a kernel report to it) and reports the
+taint before and after and the uptime it took.
+
+What is checked follows the type table: the read-back format is the type's
+`read_format` (how the kernel prints it), writability its `writes` and the
+kernel version (a blob is read-only before 6.8 whatever its mode).
+
+Pure: plan(), script(), printf_format(). The user's tests/*.sh are added by
+user_checks() (reads the project directory).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..debugfs_types import Kind, Writes
+from ..spec import Entry, Spec
+
+GUEST_LIB = "/checks/ktap.sh"
+GUEST_SCRIPT = "/checks/run.sh"
+GUEST_USER_DIR = "/checks/user"
+DEBUGFS = "/sys/kernel/debug"
+LOAD_CYCLES = 3
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:/=+-")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One top-level KTAP result: its description and the shell body that decides it
+    (exit 0 pass, 4 skip, anything else fail; diagnostics through `diag`)."""
+
+    name: str
+    body: str
+    user_script: str = ""  # guest path of a user's tests/*.sh (body unused then)
+
+
+def printf_format(data: bytes) -> str:
+    """A single-quoted printf FORMAT producing exactly `data` (octal escapes for
+    everything outside a small safe set: quotes, %, backslash, controls, non-ASCII)."""
+    out = []
+    for b in data:
+        out.append(chr(b) if b in _SAFE else "\\%03o" % b)
+    return "'" + "".join(out) + "'"
+
+
+def _reads(e: Entry, version: tuple[int, ...]) -> bytes | None:
+    """What read(2) of the entry returns right after load, or None when we can't know."""
+    t = e.type
+    if t.kind is Kind.INTEGER:
+        return t.read_format.format(int(e.value or 0)).encode()
+    if t.kind is Kind.BOOL:
+        return t.read_format.format("Y" if e.value else "N").encode()
+    if t.kind in (Kind.BLOB, Kind.STRING):
+        return bytes(e.value or b"")
+    if t.kind is Kind.U32_ARRAY:
+        values = list(e.value or ()) + [0] * ((e.length or 0) - len(e.value or ()))
+        return (" ".join(str(v) for v in values) + "\n").encode()
+    return None
+
+
+def writable(e: Entry, version: tuple[int, ...]) -> bool:
+    """Does the kernel let a write through (for root) on this kernel version?"""
+    if e.mode is None or not e.mode & 0o222:
+        return False
+    if e.type.writes is Writes.NO:
+        return False
+    if e.type.writes is Writes.SINCE_6_8:
+        return bool(version) and version >= (6, 8)
+    return True
+
+
+def shown_mode(e: Entry, version: tuple[int, ...]) -> str:
+    """`stat -c %a` of the file: before 6.8 debugfs masks a blob read-only."""
+    mode = e.mode & 0o7777
+    if e.type.writes is Writes.SINCE_6_8 and not writable(e, version):
+        mode &= ~0o222
+    return f"{mode:o}"
+
+
+def _q(path: str) -> str:
+    return shlex.quote(path)
+
+
+def _entry_checks(root: str, e: Entry, version: tuple[int, ...]) -> list[Check]:
+    path = f"{DEBUGFS}/{root}/{e.path}"
+    p = _q(path)
+    kind = e.type.kind
+    if kind is Kind.DIR:
+        return [Check(f"{e.path}: directory exists", f"[ -d {p} ] || {{ diag 'no directory {path}'; exit 1; }}")]
+    out = [
+        Check(f"{e.path}: exists", f"[ -f {p} ] || {{ diag 'no file {path}'; exit 1; }}"),
+        Check(f"{e.path}: mode {shown_mode(e, version)}", f"mode_is {p} {shown_mode(e, version)}"),
+    ]
+    initial = _reads(e, version)
+    if initial is not None and e.mode & 0o444:
+        out.append(Check(f"{e.path}: reads its initial value", f"same {p} {printf_format(initial)}"))
+    fmt = e.type.read_format
+    if kind is Kind.INTEGER and writable(e, version):
+        lo, hi = e.type.minimum, e.type.maximum
+        lo = 0 if lo is not None and lo <= 0 <= hi else lo
+        for v in (lo, hi):
+            shown = printf_format(fmt.format(v).encode())
+            out.append(Check(f"{e.path}: write {v}, read it back", f"put_ok {p} '{v}\\n' && same {p} {shown}"))
+        back = printf_format(fmt.format(hi).encode())
+        out.append(Check(f"{e.path}: a garbage write is rejected", f"put_fails {p} 'zz\\n' && same {p} {back}"))
+    elif kind is Kind.BOOL and writable(e, version):
+        out.append(Check(f"{e.path}: write 1, reads Y", f"put_ok {p} '1\\n' && same {p} 'Y\\n'"))
+        out.append(Check(f"{e.path}: write 0, reads N", f"put_ok {p} '0\\n' && same {p} 'N\\n'"))
+        out.append(Check(f"{e.path}: a garbage write is rejected", f"put_fails {p} 'maybe\\n' && same {p} 'N\\n'"))
+    elif kind is Kind.STRING and e.mode & 0o222 and e.size:
+        room = e.size - 1
+        new = (b"dbgscaffold check\n" * (room // 18 + 1))[:room]
+        new = new[:-1] + b"\n" if len(new) > 1 else new
+        nf = printf_format(new)
+        out.append(Check(f"{e.path}: replace ({len(new)} bytes), exact read-back", f"put_ok {p} {nf} && same {p} {nf}"))
+        out.append(Check(f"{e.path}: a {e.size}-byte write is rejected (ENOSPC)", f"put_fails {p} {printf_format(b'x' * e.size)} 'No space left' && same {p} {nf}"))
+        out.append(Check(f"{e.path}: an empty write changes nothing", f": > {p} && same {p} {nf}"))
+    elif kind is Kind.BLOB and writable(e, version):
+        data = bytes(e.value or b"")
+        if data:
+            out.append(Check(f"{e.path}: writing its own bytes back works", f"put_ok {p} {printf_format(data)} && same {p} {printf_format(data)}"))
+    if kind is Kind.BLOB and e.type.writes is Writes.SINCE_6_8 and not writable(e, version) and version >= (6, 8):
+        # From 6.8 a blob always gets the read-write file operations and only its mode
+        # bits stop a write: root (CAP_DAC_OVERRIDE) writes a 0444 blob. Say so, skip.
+        out.append(Check(f"{e.path}: write rejection not checked", "diag 'from 6.8 a blob has a write handler whatever its mode; root writes it'; exit 4"))
+    elif kind in (Kind.INTEGER, Kind.BOOL, Kind.BLOB, Kind.U32_ARRAY) and not writable(e, version):
+        why = "before 6.8 a blob is read-only" if kind is Kind.BLOB and e.mode & 0o222 else "read-only"
+        back = f" && same {p} {printf_format(initial)}" if initial is not None and e.mode & 0o444 else ""
+        out.append(Check(f"{e.path}: a write is rejected even for root ({why})", f"put_fails {p} '1\\n'{back}"))
+    return out
+
+
+def plan(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str, ...] = ()) -> list[Check]:
+    """Every check, in order: load, per entry, unload, root gone, load/unload cycles, then
+    the user's scripts (guest paths) with the module loaded again."""
+    root = spec.module.root
+    rootq = _q(f"{DEBUGFS}/{root}")
+    name = spec.module.name
+    checks = [Check(f"insmod {name}", f"insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}; [ -d {rootq} ] || {{ diag 'no {DEBUGFS}/{root} after insmod'; exit 1; }}")]
+    for d in spec.directories:  # explicit and implied, parents first
+        dq = _q(f"{DEBUGFS}/{root}/{d}")
+        checks.append(Check(f"{d}: directory exists", f"[ -d {dq} ] || {{ diag 'no directory {DEBUGFS}/{root}/{d}'; exit 1; }}"))
+    for e in spec.files:
+        checks += _entry_checks(root, e, version)
+    checks.append(Check(f"rmmod {name}", f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod: $(cat /tmp/.err)\"; exit 1; }}"))
+    checks.append(Check(f"{DEBUGFS}/{root} is gone after rmmod", f"[ ! -e {rootq} ] || {{ diag '{DEBUGFS}/{root} still exists'; exit 1; }}"))
+    cycle = (
+        f"i=0; while [ $i -lt {LOAD_CYCLES} ]; do i=$((i + 1)); "
+        f"insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod #$i: $(cat /tmp/.err)\"; exit 1; }}; "
+        f"[ -d {rootq} ] || {{ diag \"no root after insmod #$i\"; exit 1; }}; "
+        f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod #$i: $(cat /tmp/.err)\"; exit 1; }}; "
+        f"[ ! -e {rootq} ] || {{ diag \"root left after rmmod #$i\"; exit 1; }}; done"
+    )
+    checks.append(Check(f"load/unload x{LOAD_CYCLES}", cycle))
+    if user_scripts:
+        checks.append(Check(f"insmod {name} for tests/", f"insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}"))
+        for guest_path in user_scripts:
+            checks.append(Check(f"tests/{Path(guest_path).name}", "", user_script=guest_path))
+        checks.append(Check(f"rmmod {name} after tests/", f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod: $(cat /tmp/.err)\"; exit 1; }}"))
+    return checks
+
+
+def script(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str, ...] = ()) -> str:
+    """/checks/run.sh: the plan as shell functions and the KTAP header; run by /init."""
+    checks = plan(spec, version, ko, user_scripts)
+    lines = [
+        "# Generated by dbgscaffold: the checks of one module on one kernel.",
+        f". {GUEST_LIB}",
+        f"MODULE={_q(spec.module.name)}; ROOT={_q(DEBUGFS + '/' + spec.module.root)}; KO={_q(ko)}",
+        "export MODULE ROOT KO",
+        "",
+    ]
+    for n, c in enumerate(checks, 1):
+        if not c.user_script:
+            lines += [f"check_{n}() {{", f"    {c.body}", "}"]
+    lines += ["", "echo 'KTAP version 1' >&3", f"echo '1..{len(checks)}' >&3"]
+    for n, c in enumerate(checks, 1):
+        if c.user_script:
+            lines.append(f"run_user_check {n} {_q(c.name)} {_q(c.user_script)}")
+        else:
+            lines.append(f"run_check {n} {_q(c.name)} check_{n}")
+    lines.append('echo "# taint: $(cat /proc/sys/kernel/tainted)" >&3')
+    return "\n".join(lines) + "\n"
+
+
+def user_checks(project: Path) -> list[Path]:
+    """The executable tests/*.sh of a project, sorted by name."""
+    tests = Path(project) / "tests"
+    if not tests.is_dir():
+        return []
+    return sorted(p for p in tests.glob("*.sh") if p.is_file() and p.stat().st_mode & 0o111)
+
+
+def guest_library() -> str:
+    from ..render import templates_root
+
+    return (templates_root() / "guest" / "ktap.sh").read_text(encoding="utf-8")

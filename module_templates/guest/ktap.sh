@@ -1,0 +1,118 @@
+# dbgscaffold guest check library (busybox ash). Sourced by the generated
+# checks and by your own tests/*.sh; results go to fd 3 (the results port) as KTAP.
+#
+# In your own tests/*.sh (each runs as one check, its results a KTAP subtest):
+#   ok "description"            a passing result
+#   not_ok "description" [why]  a failing result (the check fails)
+#   skip "description" [why]    a skipped result
+#   diag "text"                 a '# ' diagnostic line
+#   expect_read FILE BYTES      ok/not_ok on FILE reading exactly BYTES (a printf format)
+# Variables: $MODULE (module name), $ROOT (/sys/kernel/debug/<root>), $KO (the .ko path).
+
+: "${DBGS_INDENT:=}"
+: "${DBGS_TMP:=/tmp}"
+DBGS_N=0
+DBGS_FAILED=0
+
+diag() { printf '%s# %s\n' "$DBGS_INDENT" "$*" >&3; }
+
+_result() { # status description [directive]
+    DBGS_N=$((DBGS_N + 1))
+    if [ -n "$3" ]; then
+        printf '%s%s %d %s # %s\n' "$DBGS_INDENT" "$1" "$DBGS_N" "$2" "$3" >&3
+    else
+        printf '%s%s %d %s\n' "$DBGS_INDENT" "$1" "$DBGS_N" "$2" >&3
+    fi
+}
+
+ok() { _result ok "$1"; }
+not_ok() { [ -n "$2" ] && diag "$2"; DBGS_FAILED=1; _result 'not ok' "$1"; }
+skip() { _result ok "$1" "SKIP${2:+ $2}"; }
+
+# show FILE: its bytes, escaped, for a diagnostic
+_shown() { od -An -c "$1" 2>/dev/null | tr -s ' ' | tr -d '\n' | head -c 300; }
+
+# same FILE FORMAT: FILE's content is exactly the bytes printf FORMAT makes
+same() {
+    printf "$2" > $DBGS_TMP/.want
+    if ! cat "$1" > $DBGS_TMP/.got 2>$DBGS_TMP/.err; then
+        diag "read $1 failed: $(cat $DBGS_TMP/.err)"
+        return 1
+    fi
+    if ! cmp -s $DBGS_TMP/.want $DBGS_TMP/.got; then
+        diag "read:     $(_shown $DBGS_TMP/.got)"
+        diag "expected: $(_shown $DBGS_TMP/.want)"
+        return 1
+    fi
+}
+
+expect_read() { if same "$1" "$2"; then ok "read $1"; else not_ok "read $1"; fi; }
+
+# put FILE FORMAT: one write(2) of the bytes printf FORMAT makes; fails like the write did
+put() {
+    printf "$2" > $DBGS_TMP/.put
+    dd if=$DBGS_TMP/.put of="$1" bs=65536 conv=notrunc 2>$DBGS_TMP/.err >/dev/null
+}
+
+# put_fails FILE FORMAT [ERRNO-TEXT]: the write must fail (with that message, if given)
+put_fails() {
+    if put "$1" "$2"; then
+        diag "writing $(_shown $DBGS_TMP/.put) to $1 succeeded; it should fail${3:+ with '$3'}"
+        return 1
+    fi
+    if [ -n "$3" ] && ! grep -q "$3" $DBGS_TMP/.err; then
+        diag "the write failed, but not with '$3': $(cat $DBGS_TMP/.err)"
+        return 1
+    fi
+}
+
+put_ok() {
+    if ! put "$1" "$2"; then
+        diag "writing $(_shown $DBGS_TMP/.put) to $1 failed: $(cat $DBGS_TMP/.err)"
+        return 1
+    fi
+}
+
+mode_is() { # PATH OCTAL
+    m=$(stat -c %a "$1" 2>&1) || { diag "stat $1: $m"; return 1; }
+    [ "$m" = "$2" ] || { diag "mode of $1 is $m, expected $2"; return 1; }
+}
+
+# run_check N DESCRIPTION FUNCTION: one top-level result, with kmsg markers,
+# the taint before and after, and the time it took.
+run_check() {
+    read -r t0 _ < /proc/uptime
+    taint0=$(cat /proc/sys/kernel/tainted)
+    echo "dbgscaffold: begin check $1" > /dev/kmsg
+    ( "$3" )
+    rc=$?
+    echo "dbgscaffold: end check $1" > /dev/kmsg
+    taint1=$(cat /proc/sys/kernel/tainted)
+    read -r t1 _ < /proc/uptime
+    DBGS_N=$(($1 - 1))
+    echo "# uptime: $t0 $t1" >&3
+    [ "$taint0" = "$taint1" ] || echo "# taint: $taint0 -> $taint1" >&3
+    case $rc in
+        0) _result ok "$2" ;;
+        4) _result ok "$2" SKIP ;;
+        *) _result 'not ok' "$2" ;;
+    esac
+    # An oops (taint D) leaves locks held and files busy: rmmod would hang. Stop here.
+    if [ $((taint1 & 128)) -ne 0 ] && [ $((taint0 & 128)) -eq 0 ]; then
+        echo "Bail out! the kernel oopsed during check $1" >&3
+        poweroff -f
+    fi
+}
+
+# run_user_check N NAME SCRIPT: a tests/*.sh of the user's as one check, its own
+# results indented as a KTAP subtest.
+_user() {
+    echo "  KTAP version 1" >&3
+    DBGS_INDENT='  ' sh -c '. /checks/ktap.sh; . "$DBGS_SCRIPT"; exit $DBGS_FAILED'
+}
+run_user_check() { # N NAME PATH
+    echo "# Subtest: $2" >&3
+    DBGS_SCRIPT=$3
+    export DBGS_SCRIPT
+    run_check "$1" "$2" _user
+}
