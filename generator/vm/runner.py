@@ -1,0 +1,282 @@
+"""`dbgscaffold test` for one module on one kernel: build, pack, boot, judge.
+
+build_module() runs kbuild in a scratch copy (the project directory stays as it
+was) and returns the stripped .ko; run_module_test() packs it with the checks
+(checks.py) into the initramfs, boots the pair's kernel, and turns the KTAP
+results, the console log and the taint into a TestRun with a verdict.
+
+Pure: judge() (RunResult + spec facts -> TestRun). Edges: build_module(),
+run_module_test().
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EXIT_CRASH, EXIT_OK, EXIT_TIMEOUT, EnvironmentProblem, UserError
+from ..kbuild import BuildResult, Diagnostic, build
+from . import checks as checks_mod
+from . import crash, ktap
+from .images import KernelPair, boot_image
+from .initramfs import APPLETS, FileSpec, build_initramfs, init_script
+from .qemu import RunResult, fast_machine, probe_accel, run
+
+BUILD_INPUTS = ("Kbuild", "Makefile")
+_UPTIME = re.compile(r"^uptime: ([\d.]+) ([\d.]+)$")
+_TAINT_CHANGE = re.compile(r"^taint: (\d+) -> (\d+)$")
+_TAINT = re.compile(r"^taint: (\d+)$")
+
+
+class BuildFailed(UserError):
+    exit_code = EXIT_BUILD
+
+    def __init__(self, release: str, result: BuildResult):
+        self.result = result
+        shown = result.errors or result.diagnostics
+        lines = [str(d) for d in shown] or result.output.strip().splitlines()[-20:]
+        super().__init__(f"error: the build against {release} failed:\n" + "\n".join(f"  {x}" for x in lines))
+
+
+@dataclass(frozen=True)
+class BuiltModule:
+    ko: Path  # stripped, in a scratch directory the caller owns
+    name: str  # module name (the .ko's stem)
+    result: BuildResult
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    number: int
+    name: str
+    status: str  # pass, fail, skip, crashed, timeout, ...
+    diagnostics: tuple[str, ...] = ()
+    seconds: float | None = None
+    crash: crash.CrashReport | None = None
+    taint_before: int | None = None
+    taint_after: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("pass", "skip", "todo", "xfail")
+
+
+@dataclass(frozen=True)
+class TestRun:
+    module: str
+    release: str
+    accel: str
+    accel_reason: str
+    image_kind: str
+    checks: tuple[CheckResult, ...]
+    crashes: tuple[crash.CrashReport, ...]
+    taint: crash.Taint | None
+    ended: str  # qemu.ended_how(): poweroff, panic, timeout, ...
+    timed_out: bool
+    boot_seconds: float | None
+    wall_seconds: float  # the QEMU run
+    build_seconds: float
+    pack_seconds: float
+    console: str
+    results: str
+    exit_code: int
+    verdict: str  # one line: "pass", "3 checks failed", "crash: ...", "timeout ..."
+    warnings: tuple[str, ...] = ()
+    argv: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.checks:
+            out[c.status] = out.get(c.status, 0) + 1
+        return out
+
+
+# ---------------------------------------------------------------- build (edge)
+
+
+def load_project_spec(project: Path):
+    """The spec of a generated project (its dbgscaffold.toml), or a message saying what to do."""
+    from ..render import SPEC_FILE
+    from ..spec import load_spec
+
+    path = Path(project) / SPEC_FILE
+    if not Path(project).is_dir():
+        raise UserError(f"{project}: error: no such directory. Fix: pass the module's directory.")
+    if not path.is_file():
+        raise UserError(f"{path}: error: no spec here; dbgscaffold test derives its checks from it. Fix: pass a directory made by 'dbgscaffold new'.")
+    return load_spec(path)
+
+
+def _source_files(project: Path) -> list[Path]:
+    files = [*project.glob("*.c"), *project.glob("*.h"), *project.glob("user/*.c"), *project.glob("user/*.h")]
+    return sorted(p for p in files if not p.name.endswith(".mod.c"))
+
+
+def build_module(project: Path, kdir: Path, release: str, out_dir: Path, strip: bool = True) -> BuiltModule:
+    """kbuild in a scratch copy of `project` against `kdir`; the (stripped) .ko lands in out_dir.
+    Raises BuildFailed (exit 3) with the compiler's messages, naming the user's files."""
+    project = Path(project).resolve()
+    if not _source_files(project) or not (project / "Kbuild").is_file() and not (project / "Makefile").is_file():
+        raise UserError(f"{project}: error: not a module project (no C sources and Kbuild). Fix: run 'dbgscaffold new NAME' or pass its directory.")
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-build-") as tmp:
+        copy = Path(tmp) / "src"
+        copy.mkdir()
+        for src in [*_source_files(project), *(project / n for n in BUILD_INPUTS)]:
+            if src.is_file():
+                dst = copy / src.relative_to(project)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+        result = build(copy, kdir)
+        result.output = result.output.replace(str(copy), str(project))
+        result.diagnostics = [
+            Diagnostic(d.severity, d.message, d.file.replace(str(copy), str(project)), d.line, d.column, d.tool)
+            for d in result.diagnostics
+        ]
+        if not result.ok:
+            raise BuildFailed(release, result)
+        kos = sorted(copy.glob("*.ko"))
+        if len(kos) != 1:
+            raise BuildFailed(release, result) if not kos else UserError(f"{project}: error: the build made {len(kos)} modules; dbgscaffold test handles one.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = Path(out_dir) / kos[0].name
+        if strip and shutil.which("strip"):
+            subprocess.run(["strip", "--strip-debug", "-o", str(target), str(kos[0])], check=True, capture_output=True, timeout=60)
+        else:
+            shutil.copy2(kos[0], target)
+    return BuiltModule(target, target.stem, result)
+
+
+# ---------------------------------------------------------------- judging (pure)
+
+
+def _per_check(t: ktap.KtapTest) -> tuple[float | None, int | None, int | None, tuple[str, ...]]:
+    seconds = before = after = None
+    shown = []
+    for d in t.diagnostics:
+        m = _UPTIME.match(d)
+        if m:
+            seconds = max(0.0, float(m.group(2)) - float(m.group(1)))
+            continue
+        m = _TAINT_CHANGE.match(d)
+        if m:
+            before, after = int(m.group(1)), int(m.group(2))
+        shown.append(d)
+    return seconds, before, after, tuple(shown)
+
+
+def judge(module: str, names: list[str], r: RunResult, release: str = "", accel: str = "", accel_reason: str = "",
+          image_kind: str = "", build_seconds: float = 0.0, pack_seconds: float = 0.0) -> TestRun:
+    """The verdict of one run: 5 timeout/hang, 6 crash or failing taint, 1 failed checks, 0 pass."""
+    doc = ktap.parse(r.results)
+    reports = tuple(crash.classify(r.console))
+    by_check: dict[int, crash.CrashReport] = {}
+    for rep in reports:
+        if rep.check and rep.check.isdigit():
+            by_check.setdefault(int(rep.check), rep)
+    results = []
+    final_taint = None
+    for d in doc.diagnostics:
+        m = _TAINT.match(d)
+        if m:
+            final_taint = int(m.group(1))
+    hung = None  # the first check without a result in a run that timed out
+    stopped = None  # the check after which the guest bailed out (an oops)
+    m = re.search(r"^Bail out! the kernel oopsed during check (\d+)", r.results, re.M)
+    if m:
+        stopped = int(m.group(1))
+    for n, name in enumerate(names, 1):
+        t = doc.test(n)
+        if t is None or t.ok is None:  # planned, but its result never arrived
+            if stopped is not None and n > stopped:
+                results.append(CheckResult(n, name, "not run", (f"the guest stopped after the crash in check {stopped}",)))
+                continue
+            if r.timed_out and not by_check.get(n):
+                if hung is None:
+                    hung = n
+                    results.append(CheckResult(n, name, "timeout", ("no result before the run's timeout: this check hung",)))
+                else:
+                    results.append(CheckResult(n, name, "not run", (f"the guest hung in check {hung}",)))
+                continue
+            results.append(CheckResult(n, name, "crashed", ("no result arrived",), crash=by_check.get(n)))
+            continue
+        seconds, before, after, diags = _per_check(t)
+        status = t.status
+        rep = by_check.get(n)
+        if after is not None and crash.decode_taint(after).failed and not crash.decode_taint(before or 0).failed and status == "pass":
+            status = "fail"
+            diags += (f"the kernel was tainted {crash.decode_taint(after).letters} during this check",)
+        if rep is not None and rep.fatal and status in ("pass", "fail"):
+            status = "crashed"
+        results.append(CheckResult(n, name, status, diags, seconds, rep, before, after))
+        if after is not None:
+            final_taint = after
+    taint = crash.decode_taint(final_taint) if final_taint is not None else None
+    failed = [c for c in results if c.failed]
+    # A crash explains a later hang (an oops leaves locks held): it comes first.
+    crashed = bool(reports) or (taint is not None and taint.failed) or r.ended == "panic"
+    if r.timed_out and not crashed:
+        code = EXIT_TIMEOUT
+        stuck = next((c for c in results if c.status == "timeout"), None)
+        verdict = f"timeout: no result within the run's limit ({r.wall_seconds:.0f} s)" + (f"; stuck in check {stuck.number} '{stuck.name}'" if stuck else "")
+    elif crashed or any(c.status == "crashed" for c in results):
+        code = EXIT_CRASH
+        if reports:
+            first = reports[0]
+            where = f" in check {first.check} '{names[int(first.check) - 1]}'" if first.check and first.check.isdigit() and int(first.check) <= len(names) else ""
+            verdict = f"crash: {first.title}{where}"
+        elif taint is not None and taint.failed:
+            verdict = f"crash: the kernel is tainted {taint.letters} ({', '.join(f.meaning for f in taint.failures)})"
+        else:
+            verdict = f"crash: the guest ended ({r.ended}) before every result arrived"
+    elif failed:
+        code = EXIT_CHECKS_FAILED
+        verdict = f"{len(failed)} of {len(results)} checks failed"
+    else:
+        code = EXIT_OK
+        verdict = f"pass: {len(results)} checks"
+    return TestRun(
+        module=module, release=release, accel=accel, accel_reason=accel_reason, image_kind=image_kind,
+        checks=tuple(results), crashes=reports, taint=taint, ended=r.ended, timed_out=r.timed_out,
+        boot_seconds=r.boot_seconds, wall_seconds=r.wall_seconds, build_seconds=build_seconds,
+        pack_seconds=pack_seconds, console=r.console, results=r.results, exit_code=code, verdict=verdict,
+        argv=r.argv,
+    )
+
+
+# ---------------------------------------------------------------- the whole cycle (edge)
+
+
+def run_module_test(project: Path, pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
+                    keep_logs: Path | None = None, spec=None) -> TestRun:
+    """Build, pack, boot and judge `project` on `pair`. Build failures raise BuildFailed."""
+    project = Path(project).resolve()
+    spec = spec if spec is not None else load_project_spec(project)
+    choice = probe_accel(accel)
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp:
+        t0 = time.monotonic()
+        built = build_module(project, pair.build_dir, pair.release, Path(tmp))
+        build_seconds = time.monotonic() - t0
+        t0 = time.monotonic()
+        ko_guest = f"/lib/modules/{built.ko.name}"
+        users = checks_mod.user_checks(project)
+        user_guest = tuple(f"{checks_mod.GUEST_USER_DIR}/{p.name}" for p in users)
+        plan = checks_mod.plan(spec, pair.version, ko_guest, user_guest)
+        files = [
+            FileSpec.from_path(ko_guest, built.ko, 0o644),
+            FileSpec(checks_mod.GUEST_LIB, checks_mod.guest_library().encode(), 0o644),
+            FileSpec(checks_mod.GUEST_SCRIPT, checks_mod.script(spec, pair.version, ko_guest, user_guest).encode(), 0o755),
+            *(FileSpec.from_path(g, p, 0o755) for g, p in zip(user_guest, users)),
+        ]
+        image = boot_image(pair.image, pair.release)
+        initrd = build_initramfs(init_script(f"sh {checks_mod.GUEST_SCRIPT}"), files, applets=APPLETS + ("basename", "dirname"))
+        pack_seconds = time.monotonic() - t0
+        machine = fast_machine(image.path, initrd, accel=choice.accel)
+        result = run(machine, timeout=timeout, workdir=keep_logs)
+    return judge(spec.module.name, [c.name for c in plan], result, pair.release, choice.accel, choice.reason,
+                 image.kind, build_seconds, pack_seconds)

@@ -1,0 +1,104 @@
+"""vm.runner.judge(): KTAP results + console log + taint -> verdict and exit code (pure)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from dbgscaffold.vm.qemu import RunResult
+from dbgscaffold.vm.runner import judge
+
+NAMES = ["insmod m", "a: exists", "a: write 0, read it back", "rmmod m"]
+
+
+def rr(results: str, console: str = "", timed_out: bool = False, ended_with: str = "reboot: Power down\n") -> RunResult:
+    return RunResult(
+        argv=("qemu",), exit_status=None if timed_out else 0, timed_out=timed_out,
+        console=textwrap.dedent(console).lstrip("\n") + ("" if timed_out else ended_with),
+        results=textwrap.dedent(results).lstrip("\n"), stderr="", wall_seconds=2.5, boot_seconds=1.2,
+    )
+
+
+PASS = """
+    KTAP version 1
+    1..4
+    # uptime: 1.00 1.03
+    # taint: 0 -> 12288
+    ok 1 insmod m
+    # uptime: 1.03 1.04
+    ok 2 a: exists
+    # uptime: 1.04 1.10
+    ok 3 a: write 0, read it back
+    ok 4 rmmod m
+    # taint: 12288
+"""
+
+
+def test_all_ok_passes_with_durations_and_expected_taint():
+    t = judge("m", NAMES, rr(PASS))
+    assert t.exit_code == 0 and t.verdict == "pass: 4 checks"
+    assert [c.status for c in t.checks] == ["pass"] * 4
+    assert abs(t.checks[0].seconds - 0.03) < 1e-9 and t.checks[3].seconds is None
+    assert t.taint.letters == "OE" and not t.taint.failed
+    assert t.checks[0].taint_before == 0 and t.checks[0].taint_after == 12288
+    assert "uptime" not in " ".join(t.checks[0].diagnostics)
+
+
+def test_a_failing_check_is_exit_1_with_its_diagnostics():
+    results = PASS.replace("ok 3 a: write 0", "# read: 5\n    # expected: 0\n    not ok 3 a: write 0")
+    t = judge("m", NAMES, rr(results))
+    assert t.exit_code == 1 and t.verdict == "1 of 4 checks failed"
+    assert t.checks[2].status == "fail" and t.checks[2].diagnostics == ("read: 5", "expected: 0")
+
+
+def test_an_oops_is_a_crash_attributed_to_its_check():
+    results = """
+        KTAP version 1
+        1..4
+        ok 1 insmod m
+        ok 2 a: exists
+        # taint: 12288 -> 12416
+        not ok 3 a: write 0, read it back
+        Bail out! the kernel oopsed during check 3
+    """
+    console = """
+        [    1.0] dbgscaffold: begin check 3
+        [    1.1] BUG: kernel NULL pointer dereference, address: 0000000000000000
+        [    1.1] #PF: supervisor read access in kernel mode
+        [    1.1] Oops: 0000 [#1] PREEMPT SMP NOPTI
+        [    1.1] RIP: 0010:textbuf_write+0x1a/0x120 [m]
+        [    1.1] ---[ end trace 0000000000000000 ]---
+        [    1.2] dbgscaffold: end check 3
+    """
+    t = judge("m", NAMES, rr(results, console))
+    assert t.exit_code == 6
+    assert t.verdict.startswith("crash: BUG: kernel NULL pointer dereference") and "in check 3 'a: write 0, read it back'" in t.verdict
+    assert t.checks[2].status == "crashed" and t.checks[2].crash.function == "textbuf_write"
+    assert t.checks[3].status == "not run"
+    assert "D" in t.taint.letters
+
+
+def test_a_crash_explains_a_later_hang():
+    results = "KTAP version 1\n1..4\nok 1 insmod m\n# taint: 12288 -> 12416\nnot ok 2 a: exists\n"
+    console = "dbgscaffold: begin check 2\nBUG: kernel NULL pointer dereference, address: 0\nRIP: 0010:f+0x1/0x2 [m]\n---[ end trace 0 ]---\ndbgscaffold: end check 2\ndbgscaffold: begin check 3\n"
+    t = judge("m", NAMES, rr(results, console, timed_out=True))
+    assert t.exit_code == 6 and "in check 2" in t.verdict
+
+
+def test_a_hang_is_a_timeout_naming_the_stuck_check():
+    results = "KTAP version 1\n1..4\n"
+    t = judge("m", NAMES, rr(results, "dbgscaffold: begin check 1\n", timed_out=True))
+    assert t.exit_code == 5 and "stuck in check 1 'insmod m'" in t.verdict
+    assert [c.status for c in t.checks] == ["timeout", "not run", "not run", "not run"]
+
+
+def test_missing_results_without_a_timeout_are_crashed():
+    results = "KTAP version 1\n1..4\nok 1 insmod m\n"
+    t = judge("m", NAMES, rr(results, ended_with="Kernel panic - not syncing: Attempted to kill init!\n"))
+    assert t.exit_code == 6 and [c.status for c in t.checks][1:] == ["crashed"] * 3
+
+
+def test_a_warning_taint_fails_the_check_and_the_run():
+    results = PASS.replace("# uptime: 1.03 1.04\n", "# uptime: 1.03 1.04\n    # taint: 12288 -> 12800\n").replace("# taint: 12288\n", "# taint: 12800\n")
+    t = judge("m", NAMES, rr(results))
+    assert t.checks[1].status == "fail" and "tainted" in t.checks[1].diagnostics[-1]
+    assert t.exit_code == 6 and "W" in t.taint.letters
