@@ -158,7 +158,15 @@ def build_module(project: Path, kdir: Path, release: str, out_dir: Path, strip: 
 def _per_check(t: ktap.KtapTest) -> tuple[float | None, int | None, int | None, tuple[str, ...]]:
     seconds = before = after = None
     shown = []
-    for d in t.diagnostics:
+    diagnostics = list(t.diagnostics)
+    if t.subtests is not None:  # a user's tests/*.sh: say which of its results failed
+        diagnostics += list(t.subtests.diagnostics)
+        for sub in t.subtests.tests:
+            if sub.failed:
+                diagnostics += [*sub.diagnostics, f"not ok {sub.number} {sub.name}"]
+    for d in diagnostics:
+        if d.startswith("Subtest: "):
+            continue
         m = _UPTIME.match(d)
         if m:
             seconds = max(0.0, float(m.group(2)) - float(m.group(1)))

@@ -108,7 +108,7 @@ run_check() {
 # results indented as a KTAP subtest.
 _user() {
     echo "  KTAP version 1" >&3
-    DBGS_INDENT='  ' sh -c '. /checks/ktap.sh; . "$DBGS_SCRIPT"; exit $DBGS_FAILED'
+    DBGS_INDENT='  ' sh -c '. /checks/ktap.sh; . "$DBGS_SCRIPT"; printf "  1..%d\n" $DBGS_N >&3; exit $DBGS_FAILED'
 }
 run_user_check() { # N NAME PATH
     echo "# Subtest: $2" >&3
