@@ -250,6 +250,162 @@ def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, stri
     sys.exit(report.exit_code)
 
 
+def _resolve_pairs(kernel: str | None, all_kernels: bool):
+    """The kernel image + headers pairs to use, and a line saying why (for stderr)."""
+    from .vm import images
+
+    if kernel and all_kernels:
+        raise click.UsageError("give --kernel or --all-kernels, not both.")
+    if all_kernels:
+        scan = images.scan_pairs()
+        if not scan.pairs:
+            images.default_pair()  # raises with the details and the fix
+        return list(scan.pairs), f"all kernels: {', '.join(p.release for p in scan.pairs)}"
+    if kernel:
+        pair = images.pair_for(kernel)
+        return [pair], f"using {pair.release}: --kernel {kernel}"
+    pair, reason = images.default_pair()
+    return [pair], reason
+
+
+def _print_diagnostics(diagnostics, release: str) -> None:
+    for d in diagnostics:
+        colour = "red" if d.severity == "error" else "yellow"
+        click.echo(f"[{release}] " + click.style(str(d), fg=colour), err=True)
+
+
+@cli.command()
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--kernel", metavar="RELEASE", help="Build against this kernel's headers (a release or a series like 6.1; default: the default kernel, see 'dbgscaffold kernels').")
+@click.option("--kdir", type=click.Path(path_type=Path, file_okay=False), help="A kernel build directory to use instead (what make -C wants).")
+def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
+    """Build the module in DIRECTORY with kbuild (make -C KDIR M=DIR modules).
+
+    Compiler warnings and errors are listed one per line, file:line first.
+    Exit 0 when built, 3 when the build fails, 4 when headers or make are missing.
+    """
+    from .errors import EXIT_BUILD
+    from .kbuild import build as run_build
+    from .lint import source_files
+
+    try:
+        if not directory.is_dir() or not source_files(directory):
+            raise UserError(f"{directory}: error: no C sources here. Fix: pass a module project directory.")
+        if kernel and kdir:
+            raise click.UsageError("give --kernel or --kdir, not both.")
+        if kdir is not None:
+            release, build_dir = kdir.resolve().parent.name if kdir.name == "build" else kdir.name, kdir
+        else:
+            pairs, reason = _resolve_pairs(kernel, False)
+            release, build_dir = pairs[0].release, pairs[0].build_dir
+            click.echo(reason, err=True)
+        result = run_build(directory, build_dir)
+    except UserError as exc:
+        _fail(exc)
+    _print_diagnostics(result.diagnostics, release)
+    if not result.ok:
+        if not result.diagnostics:
+            click.echo(result.output.rstrip(), err=True)
+        click.echo(click.style(f"build against {release} FAILED", fg="red") + f" ({len(result.errors)} errors, {len(result.warnings)} warnings, {result.seconds:.1f} s)", err=True)
+        sys.exit(EXIT_BUILD)
+    kos = sorted(p.name for p in directory.glob("*.ko"))
+    click.echo(f"built {', '.join(kos) or 'the module'} against {release} ({len(result.warnings)} warnings, {result.seconds:.1f} s)")
+
+
+@cli.command()
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--kernel", metavar="RELEASE", help="Test on this kernel (a release or a series like 6.12).")
+@click.option("--all-kernels", is_flag=True, help="Test on every kernel image + headers pair found.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Seconds one VM run may take before it counts as hung.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
+@click.option("--ktap", is_flag=True, help="Print the raw KTAP results of each run.")
+@click.option("--keep-logs", type=click.Path(path_type=Path, file_okay=False), help="Keep console.log and results.log of each run here.")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
+def test(directory: Path, kernel, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel) -> None:
+    """Build the module in DIRECTORY, boot it in a QEMU VM and check every
+    debugfs file its dbgscaffold.toml declares (plus the executable tests/*.sh).
+
+    Exit 0 pass, 1 check failures, 2 usage or spec error, 3 build failed,
+    4 environment missing (qemu, kernel, headers, busybox), 5 timeout/hang,
+    6 crash (oops, panic, or a D/W/L/B taint).
+    """
+    from rich.console import Console
+
+    from .vm import report
+    from .vm.runner import BuildFailed, load_project_spec, run_module_test
+
+    out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    runs = []
+    try:
+        spec = load_project_spec(directory)
+        _print_warnings(spec)
+        pairs, reason = _resolve_pairs(kernel, all_kernels)
+        err.print(reason)
+        for pair in pairs:
+            logs = None
+            if keep_logs is not None:
+                logs = keep_logs / pair.release if len(pairs) > 1 else keep_logs
+            with err.status(f"{spec.module.name}: building, booting {pair.release} and checking..."):
+                try:
+                    run = run_module_test(directory, pair, timeout=timeout, accel=accel, keep_logs=logs, spec=spec)
+                except BuildFailed as exc:
+                    _print_diagnostics(exc.result.diagnostics, pair.release)
+                    raise
+            if ktap:
+                click.echo(run.results, nl=False)
+            report.print_run(run, out)
+            runs.append(run)
+    except UserError as exc:
+        _fail(exc)
+    if junit is not None:
+        junit.write_text(report.junit_xml(runs), encoding="utf-8")
+    if json_path is not None:
+        json_path.write_text(report.json_text(runs), encoding="utf-8")
+    if len(runs) > 1:
+        for run in runs:
+            out.print(f"{run.release}: {run.verdict} (exit {run.exit_code})")
+    sys.exit(max(r.exit_code for r in runs))
+
+
+@cli.command()
+def kernels() -> None:
+    """List the kernel image + headers pairs found, and which one is the default."""
+    import os
+
+    from .vm import images
+
+    scan = images.scan_pairs()
+    default, reason = images.choose_default(scan.pairs, os.uname().release)
+    for pair in scan.pairs:
+        mark = "*" if pair == default else " "
+        click.echo(f"{mark} {pair.release:28} {pair.image}  {pair.build_dir}")
+    for problem in scan.problems:
+        click.echo(f"  incomplete: {problem}")
+    click.echo(f"default: {reason}" if default else f"no kernel: {reason}. Fix: apt-get install linux-image-amd64 linux-headers-amd64.")
+    if default is None:
+        sys.exit(4)
+
+
+@cli.command()
+def doctor() -> None:
+    """Check what `dbgscaffold test` needs: qemu, a readable kernel image, matching
+    headers, a static busybox, make, and whether KVM is usable. Each problem
+    comes with the exact fix. Exit 4 when something required is missing."""
+    from .doctor import diagnose
+
+    missing = False
+    for item in diagnose():
+        mark = {"ok": click.style("ok  ", fg="green"), "warn": click.style("note", fg="yellow"), "fail": click.style("FAIL", fg="red")}[item.state]
+        click.echo(f"{mark} {item.what}: {item.detail}")
+        if item.fix:
+            click.echo(f"     Fix: {item.fix}")
+        missing |= item.state == "fail"
+    if missing:
+        sys.exit(4)
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))

@@ -102,3 +102,34 @@ def test_a_warning_taint_fails_the_check_and_the_run():
     t = judge("m", NAMES, rr(results))
     assert t.checks[1].status == "fail" and "tainted" in t.checks[1].diagnostics[-1]
     assert t.exit_code == 6 and "W" in t.taint.letters
+
+
+def test_cli_test_without_a_spec_is_a_usage_error(tmp_path):
+    from conftest import run_cli
+
+    r = run_cli("test", str(tmp_path))
+    assert r.exit_code == 2 and "no spec here" in r.stderr
+
+
+def test_cli_build_reports_compiler_errors_with_exit_3(tmp_path):
+    from conftest import require, run_cli
+    from dbgscaffold.vm import images
+
+    require(bool(images.scan_pairs().pairs), "a kernel image + headers pair")
+    assert run_cli("new", "bad", "-o", str(tmp_path / "bad")).exit_code == 0
+    src = tmp_path / "bad" / "bad_debugfs.c"
+    src.write_text(src.read_text().replace("return 0;\n}", "return undeclared_thing;\n}", 1))
+    r = run_cli("build", str(tmp_path / "bad"))
+    assert r.exit_code == 3, r.output
+    assert "bad_debugfs.c:" in r.stderr and "undeclared_thing" in r.stderr and "FAILED" in r.stderr
+    assert str(tmp_path / "bad" / "bad_debugfs.c") in r.stderr or "bad/bad_debugfs.c" in r.stderr
+
+
+def test_cli_kernels_marks_the_default():
+    from conftest import require, run_cli
+    from dbgscaffold.vm import images
+
+    require(bool(images.scan_pairs().pairs), "a kernel image + headers pair")
+    r = run_cli("kernels")
+    assert r.exit_code == 0 and "default: using" in r.stdout
+    assert sum(line.startswith("* ") for line in r.stdout.splitlines()) == 1

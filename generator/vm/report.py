@@ -1,0 +1,127 @@
+"""TestRun -> what people and CI read: a rich table, JUnit XML, JSON.
+
+JUnit: one <testsuite> per kernel; a failing check is a <failure>, a crashed,
+timed-out or not-run one an <error>, a SKIP <skipped>; the console log goes
+into the suite's <system-out>. JSON: versioned, with the kernel release, the
+accelerator, the boot time and every check's duration.
+
+Pure: junit_xml(), json_doc(), ktap_text(). print_run() writes to a rich Console.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Sequence
+
+from .runner import TestRun
+
+JSON_VERSION = 1
+_STYLE = {"pass": "green", "skip": "yellow", "fail": "red", "crashed": "bold red", "timeout": "bold red", "not run": "dim"}
+
+
+def _clean(text: str) -> str:
+    """XML 1.0 forbids most control characters; a kernel log may hold some."""
+    return "".join(ch if ch in "\t\n\r" or ord(ch) >= 0x20 else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def junit_xml(runs: Sequence[TestRun]) -> str:
+    suites = ET.Element("testsuites", name="dbgscaffold test")
+    for run in runs:
+        failures = sum(c.status == "fail" for c in run.checks)
+        errors = sum(c.status in ("crashed", "timeout", "not run", "error") for c in run.checks)
+        skipped = sum(c.status == "skip" for c in run.checks)
+        suite = ET.SubElement(
+            suites, "testsuite", name=f"{run.module} on {run.release}", tests=str(len(run.checks)),
+            failures=str(failures), errors=str(errors), skipped=str(skipped), time=f"{run.wall_seconds:.3f}",
+        )
+        props = ET.SubElement(suite, "properties")
+        for key, value in (("kernel", run.release), ("accel", run.accel), ("verdict", run.verdict), ("exit_code", str(run.exit_code))):
+            ET.SubElement(props, "property", name=key, value=_clean(value))
+        for c in run.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"{run.module}.{run.release}", name=_clean(f"{c.number} {c.name}"),
+                                 time=f"{c.seconds or 0:.3f}")
+            detail = _clean("\n".join(c.diagnostics))
+            if c.status == "fail":
+                ET.SubElement(case, "failure", message=_clean(c.diagnostics[0] if c.diagnostics else "not ok")).text = detail
+            elif c.status in ("crashed", "timeout", "not run", "error"):
+                message = c.crash.title if c.crash else (c.diagnostics[0] if c.diagnostics else c.status)
+                el = ET.SubElement(case, "error", message=_clean(message), type=c.status)
+                el.text = _clean(c.crash.excerpt if c.crash else detail)
+            elif c.status == "skip":
+                ET.SubElement(case, "skipped", message=_clean(c.diagnostics[0] if c.diagnostics else "skipped"))
+        ET.SubElement(suite, "system-out").text = _clean(run.console)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def json_doc(runs: Sequence[TestRun]) -> dict:
+    return {
+        "version": JSON_VERSION,
+        "exit_code": max((r.exit_code for r in runs), default=0),
+        "runs": [
+            {
+                "module": r.module,
+                "kernel": r.release,
+                "accel": r.accel,
+                "accel_reason": r.accel_reason,
+                "image": r.image_kind,
+                "verdict": r.verdict,
+                "exit_code": r.exit_code,
+                "ended": r.ended,
+                "boot_seconds": r.boot_seconds,
+                "vm_seconds": r.wall_seconds,
+                "build_seconds": r.build_seconds,
+                "pack_seconds": r.pack_seconds,
+                "taint": None if r.taint is None else {"value": r.taint.value, "letters": r.taint.letters},
+                "checks": [
+                    {
+                        "number": c.number,
+                        "name": c.name,
+                        "status": c.status,
+                        "seconds": c.seconds,
+                        "diagnostics": list(c.diagnostics),
+                        "crash": None if c.crash is None else {"kind": c.crash.kind, "title": c.crash.title, "excerpt": c.crash.excerpt},
+                    }
+                    for c in r.checks
+                ],
+                "crashes": [{"kind": x.kind, "title": x.title, "check": x.check, "line": x.line} for x in r.crashes],
+            }
+            for r in runs
+        ],
+    }
+
+
+def json_text(runs: Sequence[TestRun]) -> str:
+    return json.dumps(json_doc(runs), indent=2) + "\n"
+
+
+def print_run(run: TestRun, console) -> None:
+    """The summary table of one run, and for each crash its excerpt under the check it hit."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{run.module} on {run.release} ({run.accel})", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("s", justify="right")
+    for c in run.checks:
+        style = _STYLE.get(c.status, "red")
+        note = ""
+        if (c.failed or c.status == "skip") and c.diagnostics:
+            note = "\n" + "\n".join(escape(d) for d in c.diagnostics[:4])
+        if c.crash is not None:
+            note += f"\n[red]{escape(c.crash.title)}[/red]"
+        table.add_row(str(c.number), escape(c.name) + note, f"[{style}]{c.status}[/{style}]", "" if c.seconds is None else f"{c.seconds:.2f}")
+    console.print(table)
+    for rep in run.crashes:
+        where = f"check {rep.check}" if rep.check else "outside any check"
+        console.print(f"[bold red]{escape(rep.title)}[/bold red] ({where}):")
+        console.print(escape(rep.excerpt), highlight=False)
+    timing = f"build {run.build_seconds:.1f} s, pack {run.pack_seconds:.2f} s, VM {run.wall_seconds:.1f} s"
+    if run.boot_seconds is not None:
+        timing += f" (boot {run.boot_seconds:.1f} s)"
+    taint = f", taint {run.taint.value} {run.taint.letters}" if run.taint is not None else ""
+    style = "green" if run.exit_code == 0 else "bold red"
+    console.print(f"[{style}]{escape(run.verdict)}[/{style}]  ({timing}{taint}; exit {run.exit_code})", highlight=False)
