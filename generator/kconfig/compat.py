@@ -256,11 +256,12 @@ class CompatKconfig(kconfiglib.Kconfig):
     Warnings are never printed; they collect in `warnings` as usual.
 
     ``$(shell,...)`` commands (cc-option probes: ~90 gcc runs, most of a
-    cold parse) are started in a thread pool as soon as a file is opened,
-    from a dry expansion of its macro lines, so they run while kconfiglib
-    parses; the parse then takes each result when it reaches the line.  A
-    command the dry run could not foresee (one built from another's output)
-    simply runs when reached.
+    cold parse) run in a thread pool ahead of the parser: once
+    scripts/Kconfig.include is in, a dry expansion of the macro lines of
+    every file the parse will source queues them in parse order, and the
+    parser takes each result when it reaches the line.  A command the dry
+    run could not foresee (one built from another's output) simply runs
+    when reached.  Help texts are never expanded, as in kconfiglib.
     """
 
     def __init__(self, filename: str = "Kconfig", shell_cwd: str | None = None, prefetch: bool = True):
@@ -306,8 +307,8 @@ class CompatKconfig(kconfiglib.Kconfig):
         """Queue the probes of every Kconfig file the parse will read, in order.
 
         Follows 'source' statements from the top Kconfig without parsing
-        (help texts skipped, globs expanded, as kconfiglib does); files
-        already read are only walked through.  Queued in parse order, the
+        (globs expanded as kconfiglib does); files already read are only
+        walked through.  Queued in parse order, the
         probes of lib/Kconfig.debug are done long before the parse gets there.
         """
         top = os.path.normpath(os.path.join(self.srctree, self.kconfig_filenames[0]))
