@@ -406,6 +406,34 @@ def doctor() -> None:
         sys.exit(4)
 
 
+@cli.group()
+def vm() -> None:
+    """The test VM, interactively."""
+
+
+@vm.command("shell")
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--kernel", metavar="RELEASE", help="Boot this kernel (a release or a series like 6.1).")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Power off after this many seconds (default: never).")
+def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | None) -> None:
+    """Build the module in DIRECTORY, boot the test VM with it loaded and
+    debugfs mounted, and give you a shell on its serial console in
+    /sys/kernel/debug/<root>. Exiting the shell powers the VM off."""
+    from .errors import EXIT_TIMEOUT
+    from .vm.shell import run_shell
+
+    try:
+        pairs, reason = _resolve_pairs(kernel, False)
+        click.echo(reason, err=True)
+        status = run_shell(directory, pairs[0], accel=accel, timeout=timeout)
+    except UserError as exc:
+        _fail(exc)
+    if status == 124:
+        click.echo(f"vm shell: powered off after {timeout:g} s", err=True)
+        sys.exit(EXIT_TIMEOUT)
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))

@@ -87,9 +87,16 @@ def test_a_new_module_passes_every_check(series, tmp_path):
     print(f"\n{run['kernel']}: build {run['build_seconds']:.2f} s, boot {run['boot_seconds']:.2f} s, VM {run['vm_seconds']:.2f} s")
 
 
-def test_a_failing_user_check_fails_the_run(series, tmp_path):
-    if series != KERNEL_SERIES[0]:
-        pytest.skip("one kernel is enough for the user-check path")
+def require_6_1() -> str:
+    require_tools("qemu-system-x86_64", "make", "strip")
+    require(initramfs.BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")
+    require(any(p.release.startswith("6.1.") for p in images.scan_pairs().pairs), "a 6.1 kernel image + headers pair")
+    return "6.1"
+
+
+def test_a_failing_user_check_fails_the_run(tmp_path):
+    """One kernel is enough for the user-check path."""
+    series = require_6_1()
     project = new_module(tmp_path, "mine")
     (project / "tests").mkdir()
     (project / "tests" / "wrong.sh").write_text('expect_read "$ROOT/a" \'6\\n\'\n')
@@ -133,4 +140,42 @@ def test_an_init_that_never_returns_is_a_timeout(series, tmp_path):
     run = doc["runs"][0]
     assert run["ended"] == "timeout" and "stuck in check 1 'insmod stuck'" in run["verdict"]
     assert run["checks"][0]["status"] == "timeout"
+    assert qemu_processes() == []
+
+
+def test_vm_shell_has_the_module_loaded_and_exit_powers_off(tmp_path):
+    """Typed input reaches the guest shell in the module's debugfs root; `exit` ends QEMU."""
+    import os
+    import select
+    import subprocess
+    import sys
+    import time
+
+    require_6_1()
+    project = new_module(tmp_path, "shelly")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbgscaffold", "vm", "shell", str(project), "--kernel", "6.1", "--timeout", "60"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    out = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"[shelly] /sys/kernel/debug/shelly # " not in out and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 1)[0]:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                out += chunk
+        assert b"shelly loaded" in out, out.decode(errors="replace")
+        proc.stdin.write(b"cat a; echo sum-$((6*7))\nexit\n")
+        proc.stdin.flush()
+        rest, _ = proc.communicate(timeout=60)
+        out += rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "\n5" in text.replace("\r", "") and "sum-42" in text and "reboot: Power down" in text
     assert qemu_processes() == []
