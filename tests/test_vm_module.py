@@ -179,3 +179,13 @@ def test_vm_shell_has_the_module_loaded_and_exit_powers_off(tmp_path):
     assert proc.returncode == 0, text
     assert "\n5" in text.replace("\r", "") and "sum-42" in text and "reboot: Power down" in text
     assert qemu_processes() == []
+
+
+def test_every_entry_type_passes_its_generated_checks(series, tmp_path):
+    """The example spec uses every type: each derived check holds on a real kernel."""
+    r = run_cli("new", "--spec", str(Path(__file__).resolve().parent.parent / "generator" / "specs" / "example.toml"), "-o", str(tmp_path / "every"))
+    assert r.exit_code == 0, r.output
+    code, doc, output = vm_test(tmp_path / "every", series, tmp_path)
+    assert code == 0, output
+    statuses = [c["status"] for c in doc["runs"][0]["checks"]]
+    assert len(statuses) > 60 and set(statuses) <= {"pass", "skip"}
