@@ -189,3 +189,22 @@ def test_every_entry_type_passes_its_generated_checks(series, tmp_path):
     assert code == 0, output
     statuses = [c["status"] for c in doc["runs"][0]["checks"]]
     assert len(statuses) > 60 and set(statuses) <= {"pass", "skip"}
+
+
+def test_a_module_that_disagrees_with_its_spec_fails_those_checks(tmp_path):
+    """The checks are shown to fail on a wrong answer: a starts at 6 with mode 0600,
+    and c's buffer is one byte larger than the spec says."""
+    series = require_6_1()
+    project = new_module(tmp_path, "liar")
+    source = project / "liar_debugfs.c"
+    text = source.read_text()
+    text = text.replace("static u8 liar_a = 5;", "static u8 liar_a = 6;", 1)
+    text = text.replace('debugfs_create_u8("a", 0644,', 'debugfs_create_u8("a", 0600,', 1)
+    text = text.replace("static char liar_subdir_c_data[32]", "static char liar_subdir_c_data[33]", 1)
+    source.write_text(text)
+    code, doc, output = vm_test(project, series, tmp_path)
+    assert code == 1, output
+    failed = {c["name"]: c["diagnostics"] for c in doc["runs"][0]["checks"] if c["status"] != "pass"}
+    assert sorted(failed) == ["a: mode 644", "a: reads its initial value", "subdir/c: a 32-byte write is rejected (ENOSPC)"], failed
+    assert "mode of /sys/kernel/debug/liar/a is 600, expected 644" in failed["a: mode 644"]
+    assert any(d.startswith("read:") and "6" in d for d in failed["a: reads its initial value"])

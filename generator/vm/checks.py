@@ -122,7 +122,7 @@ def _entry_checks(root: str, e: Entry, version: tuple[int, ...]) -> list[Check]:
         nf = printf_format(new)
         out.append(Check(f"{e.path}: replace ({len(new)} bytes), exact read-back", f"put_ok {p} {nf} && same {p} {nf}"))
         out.append(Check(f"{e.path}: a {e.size}-byte write is rejected (ENOSPC)", f"put_fails {p} {printf_format(b'x' * e.size)} 'No space left' && same {p} {nf}"))
-        out.append(Check(f"{e.path}: an empty write changes nothing", f": > {p} && same {p} {nf}"))
+        out.append(Check(f"{e.path}: an empty write changes nothing", f"put_ok {p} {nf} && : > {p} && same {p} {nf}"))
     elif kind is Kind.BLOB and writable(e, version):
         data = bytes(e.value or b"")
         if data:

@@ -30,7 +30,7 @@ not_ok() { [ -n "$2" ] && diag "$2"; DBGS_FAILED=1; _result 'not ok' "$1"; }
 skip() { _result ok "$1" "SKIP${2:+ $2}"; }
 
 # show FILE: its bytes, escaped, for a diagnostic
-_shown() { od -An -c "$1" 2>/dev/null | tr -s ' ' | tr -d '\n' | head -c 300; }
+_shown() { od -An -c -v "$1" 2>/dev/null | tr -s ' ' | tr -d '\n' | head -c 300; }
 
 # same FILE FORMAT: FILE's content is exactly the bytes printf FORMAT makes
 same() {
