@@ -86,6 +86,7 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                     for c in r.checks
                 ],
                 "crashes": [{"kind": x.kind, "title": x.title, "check": x.check, "line": x.line} for x in r.crashes],
+                "qemu_argv": list(r.argv),
             }
             for r in runs
         ],
