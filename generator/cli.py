@@ -351,8 +351,11 @@ def test(directory: Path, kernel, all_kernels, timeout, junit, json_path, ktap, 
                 try:
                     run = run_module_test(directory, pair, timeout=timeout, accel=accel, keep_logs=logs, spec=spec)
                 except BuildFailed as exc:
+                    if not exc.result.diagnostics:
+                        raise  # the message carries the tail of make's output
                     _print_diagnostics(exc.result.diagnostics, pair.release)
-                    raise
+                    click.echo(click.style(f"build against {pair.release} FAILED", fg="red") + f" ({len(exc.result.errors)} errors, {len(exc.result.warnings)} warnings)", err=True)
+                    sys.exit(exc.exit_code)
             if ktap:
                 click.echo(run.results, nl=False)
             report.print_run(run, out)

@@ -133,3 +133,16 @@ def test_cli_kernels_marks_the_default():
     r = run_cli("kernels")
     assert r.exit_code == 0 and "default: using" in r.stdout
     assert sum(line.startswith("* ") for line in r.stdout.splitlines()) == 1
+
+
+def test_cli_test_of_a_module_that_does_not_compile_is_exit_3(tmp_path):
+    from conftest import require, run_cli
+    from dbgscaffold.vm import images
+
+    require(bool(images.scan_pairs().pairs), "a kernel image + headers pair")
+    assert run_cli("new", "bad", "-o", str(tmp_path / "bad")).exit_code == 0
+    src = tmp_path / "bad" / "bad_debugfs.c"
+    src.write_text(src.read_text().replace("return 0;\n}", "return undeclared_thing;\n}", 1))
+    r = run_cli("test", str(tmp_path / "bad"))
+    assert r.exit_code == 3, r.output
+    assert r.stderr.count("undeclared_thing") == 1 and "bad_debugfs.c:" in r.stderr and "FAILED" in r.stderr
