@@ -136,8 +136,10 @@ def test_an_init_that_never_returns_is_a_timeout(series, tmp_path):
     text = text.replace("#include <linux/init.h>", "#include <linux/init.h>\n#include <linux/sched.h>", 1)
     text = text.replace("\treturn 0;\n}\n\nstatic void __exit", "\tfor (;;)\n\t\tschedule_timeout_interruptible(HZ);\n\treturn 0;\n}\n\nstatic void __exit", 1)
     source.write_text(text)
-    code, doc, output = vm_test(project, series, tmp_path, "--timeout", "10")
+    code, doc, output = vm_test(project, series, tmp_path, "--timeout", "10", "--keep-logs", str(tmp_path / "logs"))
     assert code == 5, output
+    assert "dbgscaffold: begin check 1" in (tmp_path / "logs" / "console.log").read_text()
+    assert (tmp_path / "logs" / "results.log").read_text().startswith("KTAP version 1\n1..")
     run = doc["runs"][0]
     assert run["ended"] == "timeout" and "stuck in check 1 'insmod stuck'" in run["verdict"]
     assert run["checks"][0]["status"] == "timeout"
