@@ -10,8 +10,11 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import EnvironmentProblem
@@ -104,3 +107,35 @@ def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool 
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=timeout, check=False)
     seconds = time.monotonic() - start
     return BuildResult(proc.returncode, proc.stdout, seconds, parse_diagnostics(proc.stdout))
+
+
+BUILD_INPUTS = ("Kbuild", "Makefile")
+
+
+def source_files(project: Path) -> list[Path]:
+    """The C sources and headers of a project (not kbuild's own *.mod.c)."""
+    files = [*project.glob("*.c"), *project.glob("*.h"), *project.glob("user/*.c"), *project.glob("user/*.h")]
+    return sorted(p for p in files if not p.name.endswith(".mod.c"))
+
+
+@contextmanager
+def scratch_build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool = False) -> Iterator[tuple[Path, BuildResult]]:
+    """Build a scratch copy of the project's sources against `kdir`.
+
+    Yields (the copy, the result) while the copy exists, so callers can take
+    the .ko out; the project directory is left as it was and builds for
+    different kernels never share objects.  Messages name the user's files.
+    """
+    project = Path(project).resolve()
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-build-") as tmp:
+        copy = Path(tmp) / "src"
+        copy.mkdir()
+        for src in [*source_files(project), *(project / n for n in BUILD_INPUTS)]:
+            if src.is_file():
+                dst = copy / src.relative_to(project)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+        result = build(copy, kdir, extra_warnings=extra_warnings, sparse=sparse)
+        result.output = result.output.replace(str(copy), str(project))
+        result.diagnostics = [replace(d, file=d.file.replace(str(copy), str(project))) for d in result.diagnostics]
+        yield copy, result

@@ -8,23 +8,12 @@ is left as it was and kernels never share objects.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpatch import CheckpatchResult, run_checkpatch
-from .kbuild import BuildResult, build
+from .kbuild import BuildResult, scratch_build, source_files
 from .kernels import KernelHeaders
-
-BUILD_INPUTS = ("Kbuild", "Makefile")
-
-
-def source_files(project: Path) -> list[Path]:
-    """The C sources and headers of a project (not kbuild's own *.mod.c)."""
-    files = [*project.glob("*.c"), *project.glob("*.h"), *project.glob("user/*.c"), *project.glob("user/*.h")]
-    return sorted(p for p in files if not p.name.endswith(".mod.c"))
-
 
 @dataclass
 class LintReport:
@@ -43,22 +32,7 @@ class LintReport:
 
 def build_copy(project: Path, headers: KernelHeaders, strict: bool = True) -> BuildResult:
     """Build a scratch copy of the project against `headers`."""
-    with tempfile.TemporaryDirectory(prefix="dbgscaffold-build-") as tmp:
-        project = project.resolve()
-        copy = Path(tmp) / "src"
-        copy.mkdir()
-        for src in [*source_files(project), *(project / n for n in BUILD_INPUTS)]:
-            if src.is_file():
-                dst = copy / src.relative_to(project)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-        result = build(copy, headers.build_dir, extra_warnings=strict, sparse=strict)
-        # Paths in messages should name the user's files, not the scratch copy.
-        result.output = result.output.replace(str(copy), str(project))
-        result.diagnostics = [
-            type(d)(d.severity, d.message, d.file.replace(str(copy), str(project)), d.line, d.column, d.tool)
-            for d in result.diagnostics
-        ]
+    with scratch_build(project, headers.build_dir, extra_warnings=strict, sparse=strict) as (_, result):
         return result
 
 

@@ -118,3 +118,21 @@ def toml_str(text: str) -> str:
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
+
+
+def qemu_processes(needle: str) -> list[int]:
+    """Live qemu-system processes whose command line mentions `needle` (a
+    run's own content-addressed initramfs: other runs may share the machine)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state = stat[stat.rindex(")") + 2 :].split()[0]
+        if "qemu-system" in cmdline and needle in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found

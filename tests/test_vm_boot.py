@@ -6,11 +6,10 @@ Each boot is ~2-3 s under TCG here (microvm, PVH vmlinux, trimmed arguments).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
-from conftest import KERNEL_SERIES, require, require_tools
+from conftest import KERNEL_SERIES, require, require_tools, qemu_processes
 from dbgscaffold.vm import crash, images, initramfs, ktap, qemu
 
 pytestmark = pytest.mark.slow
@@ -63,21 +62,6 @@ def boot(kernel, accel, body: str, timeout: float, append=(), workdir=None) -> q
     return qemu.run(machine, timeout=timeout, workdir=workdir)
 
 
-def qemu_processes_running(needle: str) -> list[int]:
-    """Live qemu-system processes whose command line mentions `needle`, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        state = stat[stat.rindex(")") + 2 :].split()[0]
-        if "qemu-system" in cmdline and needle in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def test_boot_runs_ktap_and_powers_off(kernel, accel, tmp_path):
@@ -120,4 +104,4 @@ def test_a_hanging_guest_is_killed_at_the_timeout(kernel, accel):
     # The initramfs is content-addressed, so its path names this guest alone.
     initrd = initramfs.build_initramfs(initramfs.init_script(body))
     assert str(initrd) in r.argv
-    assert qemu_processes_running(str(initrd)) == []
+    assert qemu_processes(str(initrd)) == []

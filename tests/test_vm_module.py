@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KERNEL_SERIES, require, require_tools, run_cli
+from conftest import KERNEL_SERIES, require, require_tools, run_cli, qemu_processes
 from dbgscaffold.vm import images, initramfs
 
 pytestmark = pytest.mark.slow
@@ -46,21 +46,6 @@ def vm_test(project: Path, series: str, tmp_path: Path, *extra: str) -> tuple[in
     return r.exit_code, doc, r.output
 
 
-def qemu_processes(needle: str) -> list[int]:
-    """Live qemu-system processes whose command line mentions `needle` (this
-    run's content-addressed initramfs: other test runs may share the machine)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "qemu-system" in cmdline and needle in cmdline and stat[stat.rindex(")") + 2 :].split()[0] != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def test_a_new_module_passes_every_check(series, tmp_path):

@@ -19,15 +19,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EXIT_CRASH, EXIT_OK, EXIT_TIMEOUT, EnvironmentProblem, UserError
-from ..kbuild import BuildResult, Diagnostic, build
+from ..errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EXIT_CRASH, EXIT_OK, EXIT_TIMEOUT, UserError
+from ..kbuild import BuildResult, scratch_build, source_files
 from . import checks as checks_mod
 from . import crash, ktap
 from .images import KernelPair, boot_image
 from .initramfs import APPLETS, FileSpec, build_initramfs, init_script
 from .qemu import RunResult, fast_machine, probe_accel, run
 
-BUILD_INPUTS = ("Kbuild", "Makefile")
 _UPTIME = re.compile(r"^uptime: ([\d.]+) ([\d.]+)$")
 _TAINT_CHANGE = re.compile(r"^taint: (\d+) -> (\d+)$")
 _TAINT = re.compile(r"^taint: (\d+)$")
@@ -113,31 +112,13 @@ def load_project_spec(project: Path):
     return load_spec(path)
 
 
-def _source_files(project: Path) -> list[Path]:
-    files = [*project.glob("*.c"), *project.glob("*.h"), *project.glob("user/*.c"), *project.glob("user/*.h")]
-    return sorted(p for p in files if not p.name.endswith(".mod.c"))
-
-
 def build_module(project: Path, kdir: Path, release: str, out_dir: Path, strip: bool = True) -> BuiltModule:
     """kbuild in a scratch copy of `project` against `kdir`; the (stripped) .ko lands in out_dir.
     Raises BuildFailed (exit 3) with the compiler's messages, naming the user's files."""
     project = Path(project).resolve()
-    if not _source_files(project) or not (project / "Kbuild").is_file() and not (project / "Makefile").is_file():
+    if not source_files(project) or not (project / "Kbuild").is_file() and not (project / "Makefile").is_file():
         raise UserError(f"{project}: error: not a module project (no C sources and Kbuild). Fix: run 'dbgscaffold new NAME' or pass its directory.")
-    with tempfile.TemporaryDirectory(prefix="dbgscaffold-build-") as tmp:
-        copy = Path(tmp) / "src"
-        copy.mkdir()
-        for src in [*_source_files(project), *(project / n for n in BUILD_INPUTS)]:
-            if src.is_file():
-                dst = copy / src.relative_to(project)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-        result = build(copy, kdir)
-        result.output = result.output.replace(str(copy), str(project))
-        result.diagnostics = [
-            Diagnostic(d.severity, d.message, d.file.replace(str(copy), str(project)), d.line, d.column, d.tool)
-            for d in result.diagnostics
-        ]
+    with scratch_build(project, kdir) as (copy, result):
         if not result.ok:
             raise BuildFailed(release, result)
         kos = sorted(copy.glob("*.ko"))
