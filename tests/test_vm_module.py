@@ -196,3 +196,25 @@ def test_a_module_that_disagrees_with_its_spec_fails_those_checks(tmp_path):
     assert sorted(failed) == ["a: mode 644", "a: reads its initial value", "subdir/c: a 32-byte write is rejected (ENOSPC)"], failed
     assert "mode of /sys/kernel/debug/liar/a is 600, expected 644" in failed["a: mode 644"]
     assert any(d.startswith("read:") and "6" in d for d in failed["a: reads its initial value"])
+
+
+def test_all_kernels_runs_the_module_on_every_pair(tmp_path):
+    require_tools("qemu-system-x86_64", "make", "strip", "zstd")
+    releases = sorted(p.release for p in images.scan_pairs().pairs)
+    for s in KERNEL_SERIES:
+        require(any(r.startswith(s + ".") for r in releases), f"a {s} kernel image + headers pair")
+    project = new_module(tmp_path, "allk")
+    report = tmp_path / "all.json"
+    r = run_cli("test", str(project), "--all-kernels", "--json", str(report))
+    assert r.exit_code == 0, r.output
+    doc = json.loads(report.read_text())
+    assert sorted(run["kernel"] for run in doc["runs"]) == releases
+    assert all(run["verdict"].startswith("pass") and run["exit_code"] == 0 for run in doc["runs"])
+    for release in releases:
+        assert f"{release}: pass" in r.stdout
+
+
+def test_kernel_and_all_kernels_do_not_mix(tmp_path):
+    project = new_module(tmp_path, "mix")
+    r = run_cli("test", str(project), "--kernel", "6.1", "--all-kernels")
+    assert r.exit_code == 2 and "not both" in r.output and r.exception is None
