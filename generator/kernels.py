@@ -16,9 +16,29 @@ class KernelHeaders:
 
     @property
     def version(self) -> tuple[int, ...]:
-        """(major, minor, patch) from the release string, or () if unparsable."""
-        m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", self.release)
-        return tuple(int(g) for g in m.groups() if g is not None) if m else ()
+        return release_version(self.release)
+
+
+def release_version(release: str) -> tuple[int, ...]:
+    """(major, minor[, patch]) from a release such as 6.12.117+deb12-amd64, or ()."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
+    return tuple(int(g) for g in m.groups() if g is not None) if m else ()
+
+
+def parse_utsrelease(text: str) -> str | None:
+    """UTS_RELEASE from include/generated/utsrelease.h: the release modules built
+    against these headers carry in their vermagic (Debian 6.1's
+    include/config/kernel.release says only '6.1.192')."""
+    m = re.search(r'#define\s+UTS_RELEASE\s+"([^"]*)"', text)
+    return m[1] if m else None
+
+
+def parse_makefile_version(text: str) -> tuple[int, ...]:
+    """(VERSION, PATCHLEVEL[, SUBLEVEL]) from a top-level kernel Makefile, or ()."""
+    values = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", text, re.M))
+    if "VERSION" not in values or "PATCHLEVEL" not in values:
+        return ()
+    return tuple(int(values[k]) for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL") if k in values)
 
 
 def _version_key(h: KernelHeaders) -> tuple:

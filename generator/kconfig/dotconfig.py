@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..inputs import read_input
+from ..kernels import parse_makefile_version
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 _UNSET_RE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
@@ -147,13 +148,6 @@ def find_running_config(release: str | None = None) -> Path:
 def makefile_version(srctree: Path) -> tuple[int, ...]:
     """(VERSION, PATCHLEVEL, SUBLEVEL) from a kernel tree's top Makefile."""
     try:
-        head = (srctree / "Makefile").read_text(errors="replace")[:4096]
+        return parse_makefile_version((srctree / "Makefile").read_text(errors="replace")[:4096])
     except OSError:
         return ()
-    parts = []
-    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL"):
-        m = re.search(rf"^{key}\s*=\s*(\d+)", head, re.M)
-        if not m:
-            break
-        parts.append(int(m.group(1)))
-    return tuple(parts)

@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import kernels
+from ..kernels import parse_utsrelease
+
 OK = "ok"
 WARNING = "warning"
 PROBLEM = "problem"
@@ -205,20 +208,10 @@ def parse_bool_param(text: str) -> bool:
     raise ValueError(f"not Y or N: {value!r}")
 
 
-def parse_utsrelease(text: str) -> str | None:
-    """include/generated/utsrelease.h: the release modules built against these headers will carry
-    in their vermagic, hence the one that must equal `uname -r`."""
-    m = re.search(r'#define\s+UTS_RELEASE\s+"([^"]*)"', text)
-    return m[1] if m else None
-
-
 def parse_makefile_version(text: str) -> str | None:
     """`VERSION.PATCHLEVEL[.SUBLEVEL]` from a top-level kernel Makefile, or None."""
-    values = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", text, re.M))
-    if "VERSION" not in values or "PATCHLEVEL" not in values:
-        return None
-    parts = [values["VERSION"], values["PATCHLEVEL"]] + ([values["SUBLEVEL"]] if "SUBLEVEL" in values else [])
-    return ".".join(parts)
+    version = kernels.parse_makefile_version(text)
+    return ".".join(map(str, version)) if version else None
 
 
 def parse_kallsyms_hidden(text: str) -> bool | None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EnvironmentProblem, UserError
-from ..kernels import MODULES_ROOT
+from ..kernels import MODULES_ROOT, parse_utsrelease, release_version
 from ..paths import cache_dir
 
 BOOT_DIR = Path("/boot")
@@ -104,20 +104,15 @@ class BootImage:
 
 
 def _version_key(release: str) -> tuple:
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
-    nums = tuple(int(g) for g in m.groups() if g is not None) if m else ()
-    return (nums, release)
+    return (release_version(release), release)
 
 
 def headers_release(build_dir: Path) -> str | None:
-    """UTS_RELEASE of a headers tree. (Debian 6.1's include/config/kernel.release
-    says '6.1.192', not the package release, so utsrelease.h is the one to trust.)"""
-    uts = Path(build_dir) / "include" / "generated" / "utsrelease.h"
+    """UTS_RELEASE of a headers tree (see kernels.parse_utsrelease)."""
     try:
-        m = re.search(r'UTS_RELEASE\s+"([^"]+)"', uts.read_text(errors="replace"))
+        return parse_utsrelease((Path(build_dir) / "include" / "generated" / "utsrelease.h").read_text(errors="replace")) or None
     except OSError:
         return None
-    return m.group(1) if m else None
 
 
 def scan_pairs(boot: Path = BOOT_DIR, modules: Path = MODULES_ROOT) -> PairScan:
