@@ -146,3 +146,10 @@ def test_cli_test_of_a_module_that_does_not_compile_is_exit_3(tmp_path):
     r = run_cli("test", str(tmp_path / "bad"))
     assert r.exit_code == 3, r.output
     assert r.stderr.count("undeclared_thing") == 1 and "bad_debugfs.c:" in r.stderr and "FAILED" in r.stderr
+
+
+def test_a_check_the_guest_timed_out_is_exit_5_naming_it():
+    results = PASS.replace("ok 3 a: write 0, read it back", "not ok 3 a: write 0, read it back # TIMEOUT per-check limit 5 s")
+    t = judge("m", NAMES, rr(results))
+    assert t.exit_code == 5 and t.checks[2].status == "timeout"
+    assert t.verdict == "timeout: check 3 'a: write 0, read it back' exceeded its time limit"

@@ -209,10 +209,13 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
     failed = [c for c in results if c.failed]
     # A crash explains a later hang (an oops leaves locks held): it comes first.
     crashed = bool(reports) or (taint is not None and taint.failed) or r.ended == "panic"
+    stuck = next((c for c in results if c.status == "timeout"), None)
     if r.timed_out and not crashed:
         code = EXIT_TIMEOUT
-        stuck = next((c for c in results if c.status == "timeout"), None)
         verdict = f"timeout: no result within the run's limit ({r.wall_seconds:.0f} s)" + (f"; stuck in check {stuck.number} '{stuck.name}'" if stuck else "")
+    elif stuck is not None and not crashed:  # the guest's own per-check limit
+        code = EXIT_TIMEOUT
+        verdict = f"timeout: check {stuck.number} '{stuck.name}' exceeded its time limit"
     elif crashed or any(c.status == "crashed" for c in results):
         code = EXIT_CRASH
         if reports:
