@@ -17,6 +17,7 @@ from . import __version__
 from .errors import EXIT_USAGE, UserError
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
+STRESS_SECONDS = 6.0  # dbgscaffold test --stress: the guest's whole budget for it
 
 
 def _fail(exc: UserError) -> None:
@@ -322,7 +323,9 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
 @click.option("--ktap", is_flag=True, help="Print the raw KTAP results of each run.")
 @click.option("--keep-logs", type=click.Path(path_type=Path, file_okay=False), help="Keep console.log and results.log of each run here.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
-def test(directory: Path, kernel, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel) -> None:
+@click.option("--stress", "stress", is_flag=True, help=f"Also hammer the files: concurrent readers and writers, random and oversized writes ({STRESS_SECONDS:g} s in all).")
+@click.option("--check-timeout", type=click.FloatRange(min=1), default=None, help="Seconds one check may take inside the guest (default: a third of --timeout, at most 20).")
+def test(directory: Path, kernel, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout) -> None:
     """Build the module in DIRECTORY, boot it in a QEMU VM and check every
     debugfs file its dbgscaffold.toml declares (plus the executable tests/*.sh).
 
@@ -349,7 +352,9 @@ def test(directory: Path, kernel, all_kernels, timeout, junit, json_path, ktap, 
                 logs = keep_logs / pair.release if len(pairs) > 1 else keep_logs
             with err.status(f"{spec.module.name}: building, booting {pair.release} and checking..."):
                 try:
-                    run = run_module_test(directory, pair, timeout=timeout, accel=accel, keep_logs=logs, spec=spec)
+                    run = run_module_test(directory, pair, timeout=timeout, accel=accel, keep_logs=logs, spec=spec,
+                                          stress_seconds=STRESS_SECONDS if stress else 0.0,
+                                          check_timeout=check_timeout if check_timeout else min(20.0, timeout / 3))
                 except BuildFailed as exc:
                     if not exc.result.diagnostics:
                         raise  # the message carries the tail of make's output

@@ -245,7 +245,8 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
 
 
 def run_module_test(project: Path, pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
-                    keep_logs: Path | None = None, spec=None) -> TestRun:
+                    keep_logs: Path | None = None, spec=None, stress_seconds: float = 0.0,
+                    check_timeout: float | None = None) -> TestRun:
     """Build, pack, boot and judge `project` on `pair`. Build failures raise BuildFailed."""
     project = Path(project).resolve()
     spec = spec if spec is not None else load_project_spec(project)
@@ -258,11 +259,11 @@ def run_module_test(project: Path, pair: KernelPair, timeout: float = 60.0, acce
         ko_guest = f"/lib/modules/{built.ko.name}"
         users = checks_mod.user_checks(project)
         user_guest = tuple(f"{checks_mod.GUEST_USER_DIR}/{p.name}" for p in users)
-        plan = checks_mod.plan(spec, pair.version, ko_guest, user_guest)
+        plan = checks_mod.plan(spec, pair.version, ko_guest, user_guest, stress_seconds)
         files = [
             FileSpec.from_path(ko_guest, built.ko, 0o644),
             FileSpec(checks_mod.GUEST_LIB, checks_mod.guest_library().encode(), 0o644),
-            FileSpec(checks_mod.GUEST_SCRIPT, checks_mod.script(spec, pair.version, ko_guest, user_guest).encode(), 0o755),
+            FileSpec(checks_mod.GUEST_SCRIPT, checks_mod.script(spec, pair.version, ko_guest, user_guest, stress_seconds, check_timeout).encode(), 0o755),
             *(FileSpec.from_path(g, p, 0o755) for g, p in zip(user_guest, users)),
         ]
         image = boot_image(pair.image, pair.release)
