@@ -29,7 +29,7 @@ def sample(name: str) -> str:
         ("null", "null-deref", "BUG: kernel NULL pointer dereference in crashmod_init [crashmod]", True),
         ("div", "divide-error", "divide error in do_div0 [crashmod]", True),
         ("panic", "panic", "Kernel panic - not syncing: crashmod: deliberate panic", True),
-        ("hung", "hung-task", "INFO: task hung (insmod) in crashmod_init [crashmod]", False),
+        ("hung", "hung-task", "INFO: task hung (insmod) in crashmod_init [crashmod] (reported 2 times)", False),
         ("spin", "soft-lockup", "BUG: soft lockup in crashmod_init [crashmod]", False),
     ],
 )
@@ -40,7 +40,7 @@ def test_real_reports(series, what, kind, title, fatal):
     assert (first.kind, first.title, first.fatal) == (kind, title, fatal)
     assert first.check == "1"
     assert first.excerpt.splitlines()[0].endswith(first.header)
-    # The same event reported again (hung task, soft lockup) is a separate report of the same kind.
+    # A soft lockup reported again is a separate report of the same kind; a hung task is merged.
     assert {r.kind for r in reports} == {kind}
 
 
@@ -271,3 +271,51 @@ def test_taints_match_the_samples(series):
 def test_kfence_title():
     (r,) = classify("BUG: KFENCE: use-after-free read in mydbg_read+0x1/0x2 [mydbg]\n")
     assert r.kind == "kfence" and r.title == "KFENCE: use-after-free read in mydbg_read [mydbg]"
+
+
+# ------------------------------------------------------------- repeated hung-task reports
+
+
+def _hung(log: str, pid: int, seconds: int, culprit: str, t: float) -> str:
+    """One khungtaskd report in 6.12's format."""
+    return log + textwrap.dedent(f"""\
+        [{t:12.6f}] INFO: task insmod:{pid} blocked for more than {seconds} seconds.
+        [{t:12.6f}]       Tainted: G           OE      6.12.117+deb12-amd64 #1
+        [{t:12.6f}] "echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.
+        [{t:12.6f}] task:insmod          state:D stack:0     pid:{pid}   tgid:{pid}   ppid:95     flags:0x00004002
+        [{t:12.6f}] Call Trace:
+        [{t:12.6f}]  <TASK>
+        [{t:12.6f}]  __schedule+0x3f0/0xb40
+        [{t:12.6f}]  schedule+0x27/0xf0
+        [{t:12.6f}]  {culprit}+0x1d/0x40 [mydbg]
+        [{t:12.6f}]  do_one_initcall+0x56/0x220
+        [{t:12.6f}]  </TASK>
+    """)
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_a_task_reported_again_is_one_report_with_a_count(series):
+    (r,) = classify(sample(f"{series}-hung"))
+    assert r.count == 2 and r.title.endswith(" (reported 2 times)") and r.line == 9 and r.check == "1"
+    assert "blocked for more than 2 seconds" in r.excerpt  # the first report's text
+
+
+def test_hung_reports_merge_per_task_and_culprit():
+    log = "dbgscaffold: begin check 4\n"
+    for n, t in enumerate((2.0, 4.0, 6.0)):
+        log = _hung(log, 121, 2 * (n + 1), "mydbg_init", t)
+    log = _hung(log, 130, 2, "mydbg_init", 7.0)  # another task: its own report
+    log = _hung(log, 121, 8, "mydbg_other", 8.0)  # the same task, stuck elsewhere now
+    reports = classify(log)
+    assert [(r.title, r.count, r.check) for r in reports] == [
+        ("INFO: task hung (insmod) in mydbg_init [mydbg] (reported 3 times)", 3, "4"),
+        ("INFO: task hung (insmod) in mydbg_init [mydbg]", 1, "4"),
+        ("INFO: task hung (insmod) in mydbg_other [mydbg]", 1, "4"),
+    ]
+    assert reports[0].line == 2 and "2 seconds" in reports[0].excerpt and "4 seconds" not in reports[0].excerpt
+
+
+def test_other_repeated_reports_are_not_merged():
+    log = sample("6.12-spin")
+    reports = classify(log)
+    assert len(reports) == 2 and all(r.count == 1 and "reported" not in r.title for r in reports)

@@ -17,7 +17,7 @@ ended: the check died) is attributed to that check.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MAX_REPORT_LINES = 80
 
@@ -96,6 +96,7 @@ class CrashReport:
     function: str = ""  # the culprit, if a frame names one
     module: str = ""  # its module, if it lives in one
     check: str | None = None  # the check whose markers surround it
+    count: int = 1  # how many times the kernel printed it (a hung task is reported again and again)
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,32 @@ def classify(log: str, max_lines: int = MAX_REPORT_LINES) -> list[CrashReport]:
         if _END.search(text) or (own_end and n > cur["line"] and own_end.search(text)) or len(cur["lines"]) >= max_lines:
             close()
     close()
-    return reports
+    return _merge_repeats(reports)
+
+
+_HUNG_TASK = re.compile(r"INFO: task (\S+:\d+) blocked")
+
+
+def _merge_repeats(reports: list[CrashReport]) -> list[CrashReport]:
+    """khungtaskd reports the same blocked task on every scan: keep the first report per
+    (task:pid, culprit), with its count and " (reported N times)" in the title."""
+    out: list[CrashReport] = []
+    seen: dict[tuple, int] = {}
+    for rep in reports:
+        m = _HUNG_TASK.search(rep.header) if rep.kind == "hung-task" else None
+        if m is None:
+            out.append(rep)
+            continue
+        key = (m.group(1), rep.function, rep.module)
+        if key not in seen:
+            seen[key] = len(out)
+            out.append(rep)
+            continue
+        first = out[seen[key]]
+        count = first.count + 1
+        title = first.title.split(" (reported ")[0] + f" (reported {count} times)"
+        out[seen[key]] = replace(first, count=count, title=title)
+    return out
 
 
 # ---------------------------------------------------------------- taint
