@@ -36,7 +36,8 @@ def ash(script: str, tmp_path: Path) -> tuple[int, str, str]:
     proc = subprocess.run(
         [str(BUSYBOX), "sh", "-c", f"exec 3>{out}\n. {lib}\n{script}\n"],
         capture_output=True, text=True, cwd=tmp_path, timeout=30,
-        stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "DBGS_TMP": str(tmp_path)},
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "DBGS_TMP": str(tmp_path), "DBGS_KMSG": str(tmp_path / "kmsg"), "DBGS_POWEROFF": "exit 99"},
     )
     return proc.returncode, out.read_text() if out.exists() else "", proc.stderr
 
@@ -142,3 +143,67 @@ def test_user_checks_are_the_executable_scripts(tmp_path):
         (tests / name).chmod(mode)
     assert [p.name for p in checks.user_checks(tmp_path)] == ["a.sh", "b.sh"]
     assert checks.user_checks(tmp_path / "nope") == []
+
+
+
+# ------------------------------------------------------------- the per-check timeout
+
+
+def test_script_exports_the_per_check_limit_in_whole_seconds():
+    text = checks.script(classic(), (6, 1, 0), "/m.ko", check_timeout=3.2)
+    assert "DBGS_CHECK_TIMEOUT=4\nexport DBGS_CHECK_TIMEOUT\n" in text
+    assert text.index("DBGS_CHECK_TIMEOUT=4") < text.index("run_check 1 ")
+    assert "DBGS_CHECK_TIMEOUT" not in checks.script(classic(), (6, 1, 0), "/m.ko")
+    assert [checks.guest_timeout(x) for x in (0.2, 1, 1.0001, 20.0)] == [1, 1, 2, 20]
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError):
+            checks.guest_timeout(bad)
+
+
+def _run_checks(tmp_path: Path, limit: int, bodies: dict[str, str], prelude: str = "") -> tuple[int, str, float]:
+    """run_check on each body in order under DBGS_CHECK_TIMEOUT=limit: (exit, fd 3, seconds)."""
+    import time
+
+    lines = [f"DBGS_CHECK_TIMEOUT={limit}", prelude]
+    for n, (name, body) in enumerate(bodies.items(), 1):
+        lines += [f"check_{n}() {{ {body}; }}", f"run_check {n} '{name}' check_{n}"]
+    t0 = time.monotonic()
+    rc, fd3, err = ash("\n".join(lines), tmp_path)
+    return rc, fd3, time.monotonic() - t0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_a_check_past_its_limit_is_killed_with_its_children_and_the_next_runs(tmp_path):
+    pids = tmp_path / "pids"
+    slow = f"sleep 300 & echo $! >> {pids}; sh -c 'echo $$ >> {pids}; exec sleep 300'"
+    rc, fd3, took = _run_checks(tmp_path, 1, {"slow": slow, "next": "true", "skipped": "exit 4", "failing": "exit 1"})
+    assert rc == 0 and took < 5, (took, fd3)
+    assert fd3.splitlines()[1:3] == ["# killed after 1 s", "not ok 1 slow # TIMEOUT per-check limit 1 s"], fd3
+    assert "ok 2 next\n" in fd3 and "ok 3 skipped # SKIP\n" in fd3 and "not ok 4 failing\n" in fd3
+    started = [int(x) for x in pids.read_text().split()]
+    assert len(started) == 2 and all(_gone(p) for p in started), started  # the grandchildren too
+    kmsg = (tmp_path / "kmsg").read_text()  # a file here: the last line written
+    assert kmsg == "dbgscaffold: end check 4\n"
+
+
+def test_a_check_within_its_limit_does_not_wait_for_the_watchdog(tmp_path):
+    rc, fd3, took = _run_checks(tmp_path, 30, {f"quick {i}": "true" for i in range(5)})
+    assert rc == 0 and took < 5 and fd3.count("\nok ") == 5 and fd3.startswith("# uptime:"), fd3
+    assert "TIMEOUT" not in fd3 and "killed" not in fd3
+
+
+def test_a_check_that_survives_sigkill_bails_out_and_powers_off(tmp_path):
+    """A task stuck in the kernel ignores SIGKILL; here `_alive` is made to say so."""
+    rc, fd3, took = _run_checks(tmp_path, 1, {"stuck": "sleep 300", "never": "true"}, prelude="_alive() { return 0; }")
+    assert rc == 99, fd3  # DBGS_POWEROFF
+    assert "survived SIGKILL; its kernel stack:" in fd3
+    assert fd3.rstrip().splitlines()[-2:] == ["not ok 1 stuck # TIMEOUT per-check limit 1 s", "Bail out! check 1 is stuck in the kernel"]
+    assert "ok 2" not in fd3 and took < 6
+    assert (tmp_path / "kmsg").read_text() == "dbgscaffold: check 1 is stuck in the kernel\n"  # and no "end check 1"

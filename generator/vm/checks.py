@@ -16,6 +16,7 @@ user_checks() (reads the project directory).
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +169,13 @@ def plan(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str,
     return checks
 
 
+def guest_timeout(seconds: float) -> int:
+    """The per-check limit as the guest applies it: whole seconds, rounded up, at least 1."""
+    if not seconds > 0:
+        raise ValueError(f"a per-check timeout must be positive, not {seconds!r}")
+    return max(1, math.ceil(seconds))
+
+
 def script(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str, ...] = (),
            stress_seconds: float = 0.0, check_timeout: float | None = None) -> str:
     """/checks/run.sh: the plan as shell functions and the KTAP header; run by /init."""
@@ -177,8 +185,11 @@ def script(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[st
         f". {GUEST_LIB}",
         f"MODULE={_q(spec.module.name)}; ROOT={_q(DEBUGFS + '/' + spec.module.root)}; KO={_q(ko)}",
         "export MODULE ROOT KO",
-        "",
     ]
+    if check_timeout is not None:
+        # ktap.sh's watchdog is one `sleep`: whole seconds, never below the limit asked for.
+        lines += [f"DBGS_CHECK_TIMEOUT={guest_timeout(check_timeout)}", "export DBGS_CHECK_TIMEOUT"]
+    lines.append("")
     for n, c in enumerate(checks, 1):
         if not c.user_script:
             lines += [f"check_{n}() {{", f"    {c.body}", "}"]

@@ -11,6 +11,9 @@
 
 : "${DBGS_INDENT:=}"
 : "${DBGS_TMP:=/tmp}"
+# Overridable so the library can be tested on a host without touching its log or power.
+: "${DBGS_KMSG:=/dev/kmsg}"
+: "${DBGS_POWEROFF:=poweroff -f}"
 DBGS_N=0
 DBGS_FAILED=0
 
@@ -78,29 +81,108 @@ mode_is() { # PATH OCTAL
     [ "$m" = "$2" ] || { diag "mode of $1 is $m, expected $2"; return 1; }
 }
 
+# _alive PID: the process exists and is not a zombie.
+_alive() {
+    [ -r /proc/$1/status ] || return 1
+    while read -r _k _v _; do
+        [ "$_k" = State: ] && { [ "$_v" != Z ]; return; }
+    done < /proc/$1/status 2>/dev/null
+    return 1
+}
+
+# _kill_tree PID: SIGKILL it and all its descendants, each stopped before its
+# children are listed so none forks meanwhile; the pids end up in $_tree.
+_kill_tree() {
+    _tree=; _todo=$1
+    while [ -n "$_todo" ]; do
+        _next=
+        for _p in $_todo; do
+            kill -STOP $_p 2>/dev/null
+            _tree="$_tree $_p"
+            _c=  # the file has no final newline: read fails yet sets _c
+            read -r _c < /proc/$_p/task/$_p/children 2>/dev/null
+            _next="$_next $_c"
+        done
+        _todo=$_next
+    done
+    kill -KILL $_tree 2>/dev/null
+}
+
+# _timed_out N NAME PID: the check outlived $DBGS_CHECK_TIMEOUT. Kill it; if some of
+# it is still there a second later it is stuck in the kernel (a SIGKILL takes effect
+# on the way back to user space): show where, bail out, power off.
+_timed_out() {
+    echo "dbgscaffold: check $1 exceeded its limit of $DBGS_CHECK_TIMEOUT s" > "$DBGS_KMSG"
+    _kill_tree $3
+    _i=0
+    while :; do
+        _left=
+        for _p in $_tree; do _alive $_p && _left="$_left $_p"; done
+        [ -z "$_left" ] && return 0
+        [ $_i -ge 10 ] && break
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+    # No "end check": the check never ended, so later kernel reports are still its.
+    echo "dbgscaffold: check $1 is stuck in the kernel" > "$DBGS_KMSG"
+    read -r _t1 _ < /proc/uptime
+    echo "# uptime: $t0 $_t1" >&3
+    for _p in $_left; do
+        _comm=?; read -r _comm < /proc/$_p/comm 2>/dev/null
+        diag "$_comm (pid $_p) survived SIGKILL; its kernel stack:"
+        while read -r _l; do diag "  $_l"; done < /proc/$_p/stack 2>/dev/null
+    done
+    printf 'not ok %d %s # TIMEOUT per-check limit %s s\n' "$1" "$2" "$DBGS_CHECK_TIMEOUT" >&3
+    echo "Bail out! check $1 is stuck in the kernel" >&3
+    $DBGS_POWEROFF
+}
+
 # run_check N DESCRIPTION FUNCTION: one top-level result, with kmsg markers,
-# the taint before and after, and the time it took.
+# the taint before and after, and the time it took. With DBGS_CHECK_TIMEOUT set
+# (whole seconds) a check that outlives it is killed and reported TIMEOUT.
 run_check() {
     read -r t0 _ < /proc/uptime
-    taint0=$(cat /proc/sys/kernel/tainted)
-    echo "dbgscaffold: begin check $1" > /dev/kmsg
-    ( "$3" )
-    rc=$?
-    echo "dbgscaffold: end check $1" > /dev/kmsg
-    taint1=$(cat /proc/sys/kernel/tainted)
+    read -r taint0 < /proc/sys/kernel/tainted
+    echo "dbgscaffold: begin check $1" > "$DBGS_KMSG"
+    _late=
+    if [ -n "${DBGS_CHECK_TIMEOUT:-}" ]; then
+        # One `sleep` is the watchdog: the check kills it when it ends (SIGPIPE, which
+        # ash does not announce), so no polling; sleep ending with 0 means time is up.
+        sleep "$DBGS_CHECK_TIMEOUT" &
+        _wd=$!
+        ( trap 'kill -PIPE $_wd 2>/dev/null' EXIT; "$3" ) &
+        _pid=$!
+        wait $_wd
+        if [ $? -eq 0 ] && _alive $_pid; then
+            _late=1
+            _timed_out "$1" "$2" $_pid
+        fi
+        wait $_pid 2>/dev/null
+        rc=$?
+    else
+        ( "$3" )
+        rc=$?
+    fi
+    echo "dbgscaffold: end check $1" > "$DBGS_KMSG"
+    read -r taint1 < /proc/sys/kernel/tainted
     read -r t1 _ < /proc/uptime
     DBGS_N=$(($1 - 1))
     echo "# uptime: $t0 $t1" >&3
     [ "$taint0" = "$taint1" ] || echo "# taint: $taint0 -> $taint1" >&3
-    case $rc in
-        0) _result ok "$2" ;;
-        4) _result ok "$2" SKIP ;;
-        *) _result 'not ok' "$2" ;;
-    esac
+    if [ -n "$_late" ]; then
+        diag "killed after $DBGS_CHECK_TIMEOUT s"
+        _result 'not ok' "$2" "TIMEOUT per-check limit $DBGS_CHECK_TIMEOUT s"
+    else
+        case $rc in
+            0) _result ok "$2" ;;
+            4) _result ok "$2" SKIP ;;
+            *) _result 'not ok' "$2" ;;
+        esac
+    fi
     # An oops (taint D) leaves locks held and files busy: rmmod would hang. Stop here.
     if [ $((taint1 & 128)) -ne 0 ] && [ $((taint0 & 128)) -eq 0 ]; then
         echo "Bail out! the kernel oopsed during check $1" >&3
-        poweroff -f
+        $DBGS_POWEROFF
     fi
 }
 

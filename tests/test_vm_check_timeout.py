@@ -1,0 +1,65 @@
+"""The guest's per-check timeout, end to end on both kernels.
+
+A check that outlives `--check-timeout` is killed and reported TIMEOUT while
+the run goes on; a check stuck in the kernel (SIGKILL cannot reach it) ends
+the run within the limit + ~1 s, with its kernel stack, long before the host's
+whole-run timeout.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from test_vm_module import new_module, series, vm_test  # noqa: F401 (series is a fixture)
+
+pytestmark = pytest.mark.slow
+
+HOST_TIMEOUT = 60  # the whole run's limit: a per-check timeout must act long before it
+
+
+def test_a_user_check_sleeping_in_user_space_is_killed_and_the_run_goes_on(series, tmp_path):
+    project = new_module(tmp_path, "sleepy")
+    tests = project / "tests"
+    tests.mkdir()
+    (tests / "a_slow.sh").write_text('ok "before the sleep"\nsleep 100\nok "never reached"\n')
+    (tests / "b_after.sh").write_text('expect_read "$ROOT/a" \'5\\n\'\n')
+    for script in tests.iterdir():
+        script.chmod(0o755)
+    code, doc, output = vm_test(project, series, tmp_path, "--timeout", str(HOST_TIMEOUT), "--check-timeout", "2")
+    assert code == 5, output
+    run = doc["runs"][0]
+    statuses = {c["name"]: c["status"] for c in run["checks"]}
+    assert statuses["tests/a_slow.sh"] == "timeout", statuses
+    assert statuses["tests/b_after.sh"] == "pass" and statuses["rmmod sleepy after tests/"] == "pass", statuses
+    assert [s for s in statuses.values() if s not in ("pass", "skip")] == ["timeout"], statuses
+    slow = next(c for c in run["checks"] if c["name"] == "tests/a_slow.sh")
+    assert 2 <= slow["seconds"] < 6 and "killed after 2 s" in slow["diagnostics"], slow
+    assert run["verdict"] == f"timeout: check {len(statuses) - 2} 'tests/a_slow.sh' exceeded its time limit"
+    assert run["ended"] == "poweroff" and run["vm_seconds"] < HOST_TIMEOUT / 2
+
+
+def test_an_init_stuck_in_the_kernel_ends_the_run_within_the_check_limit(series, tmp_path):
+    """insmod sleeps uninterruptibly in the module's init: SIGKILL waits for ever."""
+    project = new_module(tmp_path, "blocked")
+    source = project / "blocked_debugfs.c"
+    text = source.read_text()
+    text = text.replace("#include <linux/init.h>", "#include <linux/init.h>\n#include <linux/delay.h>", 1)
+    text = text.replace("\treturn 0;\n}\n\nstatic void __exit", "\tssleep(3600);\n\treturn 0;\n}\n\nstatic void __exit", 1)
+    assert "ssleep(3600)" in text
+    source.write_text(text)
+    logs = tmp_path / "logs"
+    code, doc, output = vm_test(project, series, tmp_path, "--timeout", str(HOST_TIMEOUT), "--check-timeout", "3", "--keep-logs", str(logs))
+    assert code == 5, output
+    run = doc["runs"][0]
+    first = run["checks"][0]
+    assert first["name"] == "insmod blocked" and first["status"] == "timeout", first
+    assert any("survived SIGKILL" in d for d in first["diagnostics"]), first
+    assert any("blocked_init" in d and "[blocked]" in d for d in first["diagnostics"]), first  # where it is stuck
+    assert run["verdict"] == "timeout: check 1 'insmod blocked' exceeded its time limit"
+    results = (logs / "results.log").read_text()
+    assert "Bail out! check 1 is stuck in the kernel" in results
+    console = (logs / "console.log").read_text()
+    assert "dbgscaffold: begin check 1" in console and "dbgscaffold: end check 1" not in console
+    # Well before the host's limit: boot + 3 s + ~1 s to give up on SIGKILL + power-off.
+    assert run["ended"] == "poweroff" and run["vm_seconds"] < HOST_TIMEOUT / 3, run["vm_seconds"]
+    print(f"\n{run['kernel']}: stuck insmod reported after {first['seconds']:.2f} s, VM {run['vm_seconds']:.2f} s")
