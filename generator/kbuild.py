@@ -1,22 +1,30 @@
 """Run kbuild on a module directory and turn its output into diagnostics.
 
 `parse_diagnostics()` is pure and knows gcc's, sparse's and modpost's line
-formats; `build()` runs make and returns a BuildResult.
+formats; `build()` runs make and returns a BuildResult.  `scratch_build()`
+builds a throw-away copy of a project; `incremental_build()` keeps one copy
+per (project, kernel build dir, compiler) in the cache so an unchanged
+project is a no-op make and a one-file change recompiles one file.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import paths
 from .errors import EnvironmentProblem
 
 # gcc and sparse: "file.c:12:5: warning: message [-Wflag]"
@@ -85,8 +93,9 @@ class BuildResult:
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
-def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool = False, target: str = "modules", timeout: float = 600) -> BuildResult:
-    """`make -C kdir M=project [W=1] [C=2] target`, output captured and parsed."""
+def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool = False, target: str = "modules", timeout: float = 600,
+          extra_args: Sequence[str] = ()) -> BuildResult:
+    """`make -C kdir M=project [W=1] [C=2] [extra_args] target`, output captured and parsed."""
     if shutil.which("make") is None:
         raise EnvironmentProblem("error: 'make' is not installed. Fix: apt-get install build-essential.")
     if not (Path(kdir) / "Makefile").is_file():
@@ -101,7 +110,7 @@ def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool 
         argv.append("W=1")
     if sparse:
         argv.append("C=2")
-    argv.append(target)
+    argv += [*extra_args, target]
     env = {**os.environ, "LC_ALL": "C"}
     start = time.monotonic()
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=timeout, check=False)
@@ -118,6 +127,21 @@ def source_files(project: Path) -> list[Path]:
     return sorted(p for p in files if not p.name.endswith(".mod.c"))
 
 
+def build_inputs(project: Path) -> list[Path]:
+    """What a build copy of `project` holds, relative to it: its sources and
+    headers plus the Kbuild and Makefile that exist."""
+    project = Path(project)
+    found = [p.relative_to(project) for p in source_files(project)]
+    return found + [Path(n) for n in BUILD_INPUTS if (project / n).is_file()]
+
+
+def _relocate(result: BuildResult, copy: Path, project: Path) -> BuildResult:
+    """Make the messages of a build of `copy` name the user's files in `project`."""
+    result.output = result.output.replace(str(copy), str(project))
+    result.diagnostics = [replace(d, file=d.file.replace(str(copy), str(project))) for d in result.diagnostics]
+    return result
+
+
 @contextmanager
 def scratch_build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool = False) -> Iterator[tuple[Path, BuildResult]]:
     """Build a scratch copy of the project's sources against `kdir`.
@@ -130,12 +154,220 @@ def scratch_build(project: Path, kdir: Path, extra_warnings: bool = False, spars
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-build-") as tmp:
         copy = Path(tmp) / "src"
         copy.mkdir()
-        for src in [*source_files(project), *(project / n for n in BUILD_INPUTS)]:
-            if src.is_file():
-                dst = copy / src.relative_to(project)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
+        for rel in build_inputs(project):
+            dst = copy / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(project / rel, dst)
         result = build(copy, kdir, extra_warnings=extra_warnings, sparse=sparse)
-        result.output = result.output.replace(str(copy), str(project))
-        result.diagnostics = [replace(d, file=d.file.replace(str(copy), str(project))) for d in result.diagnostics]
-        yield copy, result
+        yield copy, _relocate(result, copy, project)
+
+
+# ---------------------------------------------------------------- incremental builds in the cache
+
+BUILDS_FORMAT = "dbgscaffold-builds-1"  # bump when the tree layout or sync rules change
+_IN_PROGRESS = "BUILDING"  # present while a sync + make may have left the tree half-done
+_OWNER = "owner.json"  # which project and kdir a tree belongs to (for pruning)
+_ENV_IN_KEY = ("ARCH", "CROSS_COMPILE", "LLVM", "KCFLAGS")  # environment kbuild reads that changes objects
+RETRY_NOTE = "dbgscaffold: the cached build tree failed without a compiler error; rebuilt it from a clean tree"
+
+
+def builds_dir() -> Path:
+    """Where the persistent build trees live: <cache>/builds."""
+    return (paths.cache_dir() / "builds").resolve()
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_identity(cc: str = "gcc") -> str:
+    """First line of `cc --version` (kbuild's CC is plain gcc on Debian's headers), or why not."""
+    try:
+        proc = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"no {cc}: {exc.__class__.__name__}"
+    return (proc.stdout.splitlines() or [f"{cc} exited {proc.returncode}"])[0].strip()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _stat(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return "-"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def build_key(project: Path, kdir: Path, make_args: Sequence[str] = (), compiler: str | None = None) -> str:
+    """The name of a project's build tree for one kernel build dir.
+
+    Changes with the resolved project and kdir paths, the kdir's UTS_RELEASE
+    header (a headers upgrade gives a new key) and its Module.symvers (a
+    rebuilt kernel of the same release), the compiler's version line, the
+    extra make arguments (W=1, C=2: kbuild would rebuild every object on a
+    flag change anyway) and the environment kbuild reads.
+    """
+    kdir = Path(kdir).resolve()
+    parts = [
+        BUILDS_FORMAT,
+        str(Path(project).resolve()),
+        str(kdir),
+        _read(kdir / "include" / "generated" / "utsrelease.h"),
+        _stat(kdir / "Module.symvers"),
+        compiler if compiler is not None else compiler_identity(),
+        *("arg=" + a for a in make_args),
+        *(f"{k}={os.environ.get(k, '')}" for k in _ENV_IN_KEY),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+@contextmanager
+def _locked(lock_path: Path, blocking: bool = True) -> Iterator[bool]:
+    """flock on `lock_path` (created if missing); yields False when not blocking and busy.
+    Re-checks after locking that the file is still the one at the path, so a
+    pruner may unlink lock files it holds."""
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield True
+                return
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _wipe(tree: Path) -> None:
+    shutil.rmtree(tree / "src", ignore_errors=True)
+
+
+def _sync(project: Path, src: Path) -> list[Path]:
+    """Copy into `src` the inputs whose bytes differ (mtime set to now, never
+    older than anything already in `src`); leave identical files alone.
+    Returns what was copied, relative."""
+    changed = []
+    for rel in build_inputs(project):
+        data = (project / rel).read_bytes()
+        dst = src / rel
+        try:
+            if dst.read_bytes() == data:
+                continue
+        except OSError:
+            pass
+        changed.append((rel, dst, data))
+    if not changed:
+        return []
+    newest = max((p.stat().st_mtime_ns for p in src.rglob("*") if p.is_file()), default=0)
+    now = max(time.time_ns(), newest + 1_000_000)
+    for _, dst, data in changed:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(data)
+        os.utime(dst, ns=(now, now))
+    return [rel for rel, _, _ in changed]
+
+
+def _needs_clean(project: Path, tree: Path) -> bool:
+    """Start from an empty tree when the last run stopped mid-build, or when the
+    set of files or the Kbuild/Makefile changed: a removed foo.c would leave
+    foo.o for the link, a renamed module its old .ko, a new header could
+    shadow another one the .cmd files recorded."""
+    src = tree / "src"
+    if not src.is_dir() or (tree / _IN_PROGRESS).exists():
+        return True
+    if set(build_inputs(project)) != set(build_inputs(src)):
+        return True
+    for name in BUILD_INPUTS:
+        mine, cached = project / name, src / name
+        if mine.is_file() and mine.read_bytes() != cached.read_bytes():
+            return True
+    return False
+
+
+def _compiler_failed(result: BuildResult) -> bool:
+    """True when gcc or sparse reported an error: a real fault in the sources
+    (or in how they use the kernel's headers) that a clean rebuild would repeat."""
+    return any(d.severity == "error" and d.tool in ("gcc", "sparse") for d in result.diagnostics)
+
+
+@contextmanager
+def incremental_build(project: Path, kdir: Path, extra_make_args: Sequence[str] = (), *, extra_warnings: bool = False,
+                      sparse: bool = False, timeout: float = 600) -> Iterator[tuple[Path, BuildResult]]:
+    """Build `project` against `kdir` in its persistent tree under <cache>/builds.
+
+    Yields (the build dir, the result) like scratch_build, holding the tree's
+    lock until the with-block ends, so take the .ko out inside it.  Only files
+    whose bytes differ from the tree's copy are copied (with a fresh mtime),
+    so make recompiles exactly what changed; nothing is written into the
+    project.  Messages name the user's files.  A build dir may still hold an
+    older .ko when the build failed: look at result.ok first.
+
+    A failed build of a reused tree without a compiler error (a damaged tree:
+    truncated object, broken .cmd file) is retried once from a clean tree.
+    Warnings of files that were not recompiled are not repeated, so a lint
+    that must see every warning keeps using scratch_build.
+    """
+    project = Path(project).resolve()
+    args = [*(["W=1"] if extra_warnings else []), *(["C=2"] if sparse else []), *extra_make_args]
+    root = builds_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    key = build_key(project, kdir, args)
+    tree = root / key
+    prune_builds(root, keep=key)
+    with _locked(root / f"{key}.lock"):
+        tree.mkdir(exist_ok=True)
+        src = tree / "src"
+        owner = json.dumps({"project": str(project), "kdir": str(Path(kdir).resolve())})
+        if _read(tree / _OWNER) != owner:
+            (tree / _OWNER).write_text(owner)
+        clean = _needs_clean(project, tree)
+        (tree / _IN_PROGRESS).touch()
+        if clean:
+            _wipe(tree)
+        src.mkdir(exist_ok=True)
+        _sync(project, src)
+        result = build(src, kdir, extra_args=args, timeout=timeout)
+        if not result.ok and not clean and not _compiler_failed(result):
+            first = result.seconds
+            _wipe(tree)
+            src.mkdir()
+            _sync(project, src)
+            result = build(src, kdir, extra_args=args, timeout=timeout)
+            result.seconds += first
+            result.output = f"{RETRY_NOTE}\n{result.output}"
+        (tree / _IN_PROGRESS).unlink()
+        yield src, _relocate(result, src, project)
+
+
+def prune_builds(root: Path | None = None, keep: str = "") -> int:
+    """Delete the build trees whose project or kdir no longer exists (projects
+    made in temporary directories); skips trees in use.  Returns how many went."""
+    root = Path(root) if root is not None else builds_dir()
+    gone = 0
+    for owner_file in root.glob(f"*/{_OWNER}"):
+        tree = owner_file.parent
+        if tree.name == keep:
+            continue
+        try:
+            owner = json.loads(owner_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if Path(owner.get("project", "")).is_dir() and Path(owner.get("kdir", "")).is_dir():
+            continue
+        lock = root / f"{tree.name}.lock"
+        with _locked(lock, blocking=False) as mine:
+            if mine:
+                shutil.rmtree(tree, ignore_errors=True)
+                lock.unlink(missing_ok=True)
+                gone += 1
+    return gone
