@@ -319,3 +319,27 @@ def test_other_repeated_reports_are_not_merged():
     log = sample("6.12-spin")
     reports = classify(log)
     assert len(reports) == 2 and all(r.count == 1 and "reported" not in r.title for r in reports)
+
+
+COPY_OVERFLOW = """\
+[    5.718932] Buffer overflow detected (64 < 65)!
+[    5.719815] WARNING: CPU: 0 PID: 383 at mm/maccess.c:228 __copy_overflow+0x16/0x30
+[    5.720001] Modules linked in: overrun(OE)
+[    5.725920] Call Trace:
+[    5.726000]  <TASK>
+[    5.727475]  overrun_cmd_write+0xdd/0xf4 [overrun]
+[    5.727600]  full_proxy_write+0x5c/0x90
+[    5.727700]  vfs_write+0xcb/0x3f0
+[    5.727800]  </TASK>
+[    5.789941] ---[ end trace 0000000000000000 ]---
+"""
+
+
+def test_a_warning_in_a_core_helper_names_the_module_that_called_it():
+    """copy_from_user() past a fixed buffer WARNs in __copy_overflow (6.1, real
+    format): the module's write handler is the culprit; without a module frame the
+    helper stays."""
+    (r,) = classify(COPY_OVERFLOW)
+    assert (r.kind, r.title, r.function, r.module) == ("warning", "WARNING in overrun_cmd_write [overrun]", "overrun_cmd_write", "overrun")
+    (core,) = classify(COPY_OVERFLOW.replace(" [overrun]", ""))
+    assert core.title == "WARNING in __copy_overflow" and core.module == ""

@@ -122,8 +122,13 @@ def _culprit(header: str, body: list[str]) -> tuple[str, str]:
     """(function, module): the first frame in a module, else RIP, else the first
     non-generic reliable frame. For a module under test the module frame is the news."""
     m = _WARN_AT.search(header)
-    if m:
-        return m.group(2), m.group(3) or ""
+    if m and m.group(3):
+        return m.group(2), m.group(3)
+    if m:  # a WARN in a core helper (e.g. __copy_overflow): the module that called it is the news
+        for line in body:
+            if (f := _FRAME.match(line)) and not f.group(1) and f.group(3) and not _GENERIC_FRAMES.match(f.group(2)):
+                return f.group(2), f.group(3)
+        return m.group(2), ""
     m = _IN_FUNC.search(header)  # KASAN, KFENCE: "... in func+0x6e/0xc0 [mod]"
     if m:
         return m.group(1), m.group(2) or ""
