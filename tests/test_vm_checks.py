@@ -207,3 +207,79 @@ def test_a_check_that_survives_sigkill_bails_out_and_powers_off(tmp_path):
     assert fd3.rstrip().splitlines()[-2:] == ["not ok 1 stuck # TIMEOUT per-check limit 1 s", "Bail out! check 1 is stuck in the kernel"]
     assert "ok 2" not in fd3 and took < 6
     assert (tmp_path / "kmsg").read_text() == "dbgscaffold: check 1 is stuck in the kernel\n"  # and no "end check 1"
+
+
+# ------------------------------------------------------------- --stress
+
+
+def test_stress_checks_come_after_the_entries_and_before_rmmod():
+    plain = [c.name for c in checks.plan(classic(), (6, 1, 0), "/m.ko")]
+    stressed = [c.name for c in checks.plan(classic(), (6, 1, 0), "/m.ko", stress_seconds=6.0)]
+    assert not any(n.startswith("stress:") for n in plain)
+    added = [n for n in stressed if n not in plain]
+    assert added == ["stress: 5 readers and 2 writers for 3 s", "stress: a: random and oversized writes",
+                     "stress: subdir/c: random and oversized writes", "stress: every file still reads"]
+    first = stressed.index(added[0])
+    assert stressed[:first] == plain[:first] and stressed[first + len(added)] == "rmmod mydebug"
+    assert stressed[first + len(added):] == plain[first:]
+
+
+def test_stress_bodies_per_type():
+    bodies = {c.name: c.body for c in checks.stress_checks(classic(), (6, 1, 0), 6.0)}
+    rw = bodies["stress: 5 readers and 2 writers for 3 s"]
+    assert rw.startswith("stress_start 300; ") and rw.endswith("; stress_wait")
+    assert rw.count("stress_bg reader /sys/kernel/debug/mydebug/a") == 2  # racing its writer
+    assert rw.count("stress_bg reader /sys/kernel/debug/mydebug/b") == 1  # read-only: no writer
+    assert "stress_bg writer /sys/kernel/debug/mydebug/a 1 '0\\012' '255\\012' '127\\012'" in rw
+    # the string gets a short value and one that fills it (size - 1 bytes, NUL excluded)
+    assert "stress_bg writer /sys/kernel/debug/mydebug/subdir/c 1 's\\012' " in rw
+    assert bodies["stress: subdir/c: random and oversized writes"] == (
+        "stress_random /sys/kernel/debug/mydebug/subdir/c 0 1 31 32 33 4096 65536 && still_reads /sys/kernel/debug/mydebug/subdir/c")
+    every = {c.name: c.body for c in checks.stress_checks(example(), (6, 12, 0), 6.0)}
+    rw = next(b for n, b in every.items() if "readers and" in n)
+    assert "showcase/control 0 " in rw  # custom: the user's handler decides, errors allowed
+    assert "stress_bg writer /sys/kernel/debug/showcase/table" not in rw and "writer /sys/kernel/debug/showcase/stats" not in rw
+    assert "stress: table: random and oversized writes" not in every and "stress: hex/x32: random and oversized writes" not in every
+    assert "stress: control: random and oversized writes" in every
+    assert checks.stress_checks(example(), (6, 12, 0), 1.0)[0].body.startswith("stress_start 100; ")  # at least 1 s
+
+
+@pytest.mark.parametrize("version", [(6, 1, 0), (6, 12, 0)])
+def test_stressed_scripts_are_valid_ash(version, tmp_path):
+    require(BUSYBOX.is_file(), "static busybox")
+    path = tmp_path / "run.sh"
+    path.write_text(checks.script(example(), version, "/m.ko", stress_seconds=6.0, check_timeout=20))
+    proc = subprocess.run([str(BUSYBOX), "sh", "-n", str(path)], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_stress_loops_run_for_their_time_and_report(tmp_path):
+    import time
+
+    (tmp_path / "f").write_text("5\n")
+    t0 = time.monotonic()
+    rc, fd3, err = ash("stress_start 50; stress_bg reader f; stress_bg reader f; stress_bg writer f 1 '7\\n' 'x\\n'; stress_wait", tmp_path)
+    took = time.monotonic() - t0
+    assert rc == 0 and 0.4 < took < 5, (took, fd3, err)
+    (summary,) = fd3.splitlines()
+    reads, writes = (int(x) for x in summary.split()[1:4:2])  # "# R reads, W writes by 3 concurrent loops"
+    assert reads > 0 and writes > 0 and summary.endswith("by 3 concurrent loops"), summary
+    assert (tmp_path / "f").read_text() in ("7\n", "x\n")
+
+
+def test_stress_fails_on_a_failing_reader_or_strict_writer_only(tmp_path):
+    (tmp_path / "d").mkdir()
+    rc, fd3, _ = ash("stress_start 30; stress_bg reader missing; stress_wait", tmp_path)
+    assert rc != 0 and "# reading missing failed after 0 reads:" in fd3
+    rc, fd3, _ = ash("stress_start 30; stress_bg writer d 1 '1\\n'; stress_wait", tmp_path)  # a directory: no write
+    assert rc != 0 and "to d failed after 0 writes" in fd3, fd3
+    rc, fd3, _ = ash("stress_start 30; stress_bg writer d 0 '1\\n'; stress_wait", tmp_path)  # not strict: the kernel's right
+    assert rc == 0, fd3
+
+
+def test_stress_random_writes_and_still_reads(tmp_path):
+    (tmp_path / "f").write_text("")
+    assert ash("stress_random f 0 1 4096 && still_reads f", tmp_path)[0] == 0
+    assert (tmp_path / "f").stat().st_size == 4096  # one write each, in place (notrunc), the largest last
+    rc, fd3, _ = ash("stress_random d 1 5; still_reads f missing", tmp_path)  # a rejected write is no failure
+    assert rc != 0 and fd3.startswith("# reading missing failed:"), fd3

@@ -139,9 +139,80 @@ def _entry_checks(root: str, e: Entry, version: tuple[int, ...]) -> list[Check]:
     return out
 
 
+# --stress: the concurrent phase gets this share of the budget; the random and
+# oversized writes (a fixed handful per writable file) and the read-back use the rest.
+STRESS_CONCURRENT_SHARE = 0.5
+STRESS_SIZES = (0, 1, 4096, 65536)  # with the file's own size - 1, size and size + 1
+
+
+def _stress_values(e: Entry) -> tuple[list[bytes], bool]:
+    """What a concurrent writer writes to the entry, and whether each write must succeed."""
+    kind = e.type.kind
+    if kind is Kind.INTEGER:
+        lo, hi = e.type.minimum, e.type.maximum
+        lo = 0 if lo is not None and lo <= 0 <= hi else lo
+        return [f"{v}\n".encode() for v in (lo, hi, (lo + hi) // 2)], True
+    if kind is Kind.BOOL:
+        return [b"1\n", b"0\n", b"Y\n", b"n\n"], True
+    if kind is Kind.STRING and e.size:
+        full = (b"stress " * e.size)[: e.size - 2] + b"\n"
+        return [b"s\n", full], True
+    if kind is Kind.BLOB:
+        return [bytes(e.value or b"")], True
+    if kind is Kind.CUSTOM:  # the user's handlers decide what they accept
+        return [bytes(e.value or b"") or b"1\n", b"1\n"], False
+    return [], False
+
+
+def _nominal_size(e: Entry) -> int:
+    """The length the entry holds, for writes just below, at and above it."""
+    kind = e.type.kind
+    if kind is Kind.STRING and e.size:
+        return e.size
+    if kind is Kind.CUSTOM:  # the buffer the generated user/ file starts with
+        return max(64, len(e.value or b"") + 1)
+    if kind in (Kind.BLOB, Kind.STRING):
+        return max(1, len(e.value or b""))
+    if kind is Kind.BOOL:
+        return 2
+    return len(str(e.type.maximum)) + 1 if e.type.maximum is not None else 21
+
+
+def stress_checks(spec: Spec, version: tuple[int, ...], seconds: float) -> list[Check]:
+    """Concurrent readers and writers for a share of `seconds`, then random and oversized
+    writes to each writable file, then every readable file must still read."""
+    root = spec.module.root
+    files = [e for e in spec.files if e.mode]
+    readable = [e for e in files if e.mode & 0o444]
+    writers = [e for e in files if writable(e, version) and _stress_values(e)[0]]
+    if not readable and not writers:
+        return []
+    path = {e.path: _q(f"{DEBUGFS}/{root}/{e.path}") for e in files}
+    concurrent = round(max(1.0, seconds * STRESS_CONCURRENT_SHARE), 1)
+    loops = []
+    for e in readable:  # two readers where a writer races them
+        loops += [f"stress_bg reader {path[e.path]}"] * (2 if e in writers else 1)
+    for e in writers:
+        values, strict = _stress_values(e)
+        loops.append(f"stress_bg writer {path[e.path]} {int(strict)} " + " ".join(printf_format(v) for v in values))
+    body = "; ".join([f"stress_start {int(concurrent * 100)}", *loops, "stress_wait"])
+    n_readers = sum(1 for x in loops if " reader " in x)
+    out = [Check(f"stress: {n_readers} readers and {len(writers)} writers for {concurrent:g} s", body)]
+    for e in files:
+        if not e.mode & 0o222 or e.type.kind in (Kind.U32_ARRAY, Kind.SEQ):
+            continue  # nothing a write could reach
+        size = _nominal_size(e)
+        sizes = sorted(set(STRESS_SIZES) | {size - 1, size, size + 1})
+        back = f" && still_reads {path[e.path]}" if e.mode & 0o444 else ""
+        out.append(Check(f"stress: {e.path}: random and oversized writes", f"stress_random {path[e.path]} {' '.join(map(str, sizes))}{back}"))
+    if readable:
+        out.append(Check("stress: every file still reads", "still_reads " + " ".join(path[e.path] for e in readable)))
+    return out
+
+
 def plan(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str, ...] = (), stress_seconds: float = 0.0) -> list[Check]:
-    """Every check, in order: load, per entry, unload, root gone, load/unload cycles, then
-    the user's scripts (guest paths) with the module loaded again."""
+    """Every check, in order: load, per entry, stress (if stress_seconds > 0), unload, root
+    gone, load/unload cycles, then the user's scripts (guest paths) with the module loaded again."""
     root = spec.module.root
     rootq = _q(f"{DEBUGFS}/{root}")
     name = spec.module.name
@@ -151,6 +222,8 @@ def plan(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str,
         checks.append(Check(f"{d}: directory exists", f"[ -d {dq} ] || {{ diag 'no directory {DEBUGFS}/{root}/{d}'; exit 1; }}"))
     for e in spec.files:
         checks += _entry_checks(root, e, version)
+    if stress_seconds > 0:
+        checks += stress_checks(spec, version, stress_seconds)
     checks.append(Check(f"rmmod {name}", f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod: $(cat /tmp/.err)\"; exit 1; }}"))
     checks.append(Check(f"{DEBUGFS}/{root} is gone after rmmod", f"[ ! -e {rootq} ] || {{ diag '{DEBUGFS}/{root} still exists'; exit 1; }}"))
     cycle = (

@@ -142,7 +142,8 @@ _timed_out() {
 # (whole seconds) a check that outlives it is killed and reported TIMEOUT.
 run_check() {
     read -r t0 _ < /proc/uptime
-    read -r taint0 < /proc/sys/kernel/tainted
+    # Not `read`: it reads a byte per read(2) and a sysctl returns nothing past offset 0.
+    taint0=$(cat /proc/sys/kernel/tainted)
     echo "dbgscaffold: begin check $1" > "$DBGS_KMSG"
     _late=
     if [ -n "${DBGS_CHECK_TIMEOUT:-}" ]; then
@@ -164,7 +165,7 @@ run_check() {
         rc=$?
     fi
     echo "dbgscaffold: end check $1" > "$DBGS_KMSG"
-    read -r taint1 < /proc/sys/kernel/tainted
+    taint1=$(cat /proc/sys/kernel/tainted)
     read -r t1 _ < /proc/uptime
     DBGS_N=$(($1 - 1))
     echo "# uptime: $t0 $t1" >&3
@@ -197,4 +198,88 @@ run_user_check() { # N NAME PATH
     DBGS_SCRIPT=$3
     export DBGS_SCRIPT
     run_check "$1" "$2" _user
+}
+
+# ---------------------------------------------------------------- --stress
+# Readers and writers run as background loops until a deadline; a write the
+# kernel rejects is its right, a read that fails is a bug (so is a crash or a
+# taint, which run_check reports).
+
+_now_cs() { # uptime in centiseconds, in $_cs, without a fork
+    read -r _u _ < /proc/uptime
+    _cs=$((${_u%.*} * 100 + 1${_u#*.} - 100))
+}
+
+stress_start() { # CENTISECONDS: the concurrent phase lasts that long from now
+    _now_cs
+    _until=$((_cs + $1)); _bg=; _k=0
+    rm -rf "$DBGS_TMP/.stress"
+}
+
+stress_bg() { # reader FILE | writer FILE STRICT FORMAT...: one loop, in the background
+    _k=$((_k + 1))
+    (
+        DBGS_TMP=$DBGS_TMP/.stress/$_k  # put/same use fixed names under it
+        mkdir -p "$DBGS_TMP"
+        "_stress_$@"
+    ) &
+    _bg="$_bg $!"
+}
+
+_stress_reader() { # FILE
+    _n=0
+    while _now_cs; [ $_cs -lt $_until ]; do
+        if ! cat "$1" > /dev/null 2> "$DBGS_TMP/.err"; then
+            diag "reading $1 failed after $_n reads: $(cat "$DBGS_TMP/.err")"
+            exit 1
+        fi
+        _n=$((_n + 1))
+    done
+    echo $_n > "$DBGS_TMP/reads"
+}
+
+_stress_writer() { # FILE STRICT FORMAT...: printf is a builtin: one write(2), no fork
+    _f=$1; _strict=$2; shift 2; _n=0
+    while _now_cs; [ $_cs -lt $_until ]; do
+        for _w in "$@"; do
+            if ! printf "$_w" 2>/dev/null > "$_f" && [ "$_strict" = 1 ]; then
+                printf "$_w" > "$DBGS_TMP/.put"
+                diag "writing $(_shown "$DBGS_TMP/.put") to $_f failed after $_n writes"
+                exit 1
+            fi
+            _n=$((_n + 1))
+        done
+    done
+    echo $_n > "$DBGS_TMP/writes"
+}
+
+stress_wait() { # every loop must end well; a summary diagnostic
+    _rc=0
+    for _p in $_bg; do wait $_p || _rc=1; done
+    _r=0; _w=0
+    for _c in "$DBGS_TMP"/.stress/*/reads; do [ -f "$_c" ] && read -r _n < "$_c" && _r=$((_r + _n)); done
+    for _c in "$DBGS_TMP"/.stress/*/writes; do [ -f "$_c" ] && read -r _n < "$_c" && _w=$((_w + _n)); done
+    diag "$_r reads, $_w writes by $_k concurrent loops"
+    return $_rc
+}
+
+stress_random() { # FILE SIZE...: one write(2) of SIZE random bytes each (0: open with O_TRUNC)
+    _f=$1; shift
+    for _s in "$@"; do
+        if [ "$_s" -eq 0 ]; then
+            : 2>/dev/null > "$_f"
+        else
+            head -c "$_s" /dev/urandom > "$DBGS_TMP/.rnd"
+            dd if="$DBGS_TMP/.rnd" of="$_f" bs=65536 conv=notrunc 2>/dev/null
+        fi
+    done
+    return 0
+}
+
+still_reads() { # FILE...: each still opens and reads to the end
+    _rc=0
+    for _f in "$@"; do
+        cat "$_f" > /dev/null 2> "$DBGS_TMP/.err" || { diag "reading $_f failed: $(cat "$DBGS_TMP/.err")"; _rc=1; }
+    done
+    return $_rc
 }

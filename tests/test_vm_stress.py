@@ -1,0 +1,83 @@
+"""`dbgscaffold test --stress` end to end on both kernels.
+
+The classic module stays clean under concurrent readers and writers and random
+and oversized writes; a custom write handler that forgot to bound `count`
+passes every normal check yet --stress catches it (copy_from_user past its
+64-byte buffer: hardened usercopy WARNs), naming the check that did it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from dbgscaffold.cli import STRESS_SECONDS
+from test_vm_module import new_module, series, vm_test  # noqa: F401 (series is a fixture)
+
+pytestmark = pytest.mark.slow
+
+OVERRUN_SPEC = """\
+[module]
+name = "overrun"
+
+[[entry]]
+path = "level"
+type = "u8"
+value = 1
+
+[[entry]]
+path = "cmd"
+type = "custom"
+mode = "0644"
+value = "idle\\n"
+"""
+UNBOUNDED = "\tif (count > sizeof(buf) - 1)\n\t\treturn -ENOSPC;\n"
+
+
+def stress_seconds(run: dict) -> float:
+    return sum(c["seconds"] for c in run["checks"] if c["name"].startswith("stress:"))
+
+
+def test_the_classic_module_passes_under_stress(series, tmp_path):
+    project = new_module(tmp_path, "calm")
+    code, doc, output = vm_test(project, series, tmp_path, "--stress")
+    assert code == 0, output
+    run = doc["runs"][0]
+    stress = {c["name"]: c for c in run["checks"] if c["name"].startswith("stress:")}
+    assert len(stress) == 4 and all(c["status"] == "pass" for c in stress.values()), stress
+    rw = stress["stress: 5 readers and 2 writers for 3 s"]
+    reads, writes = (int(x) for x in rw["diagnostics"][0].split()[0:3:2])  # "R reads, W writes by 7 ..."
+    assert reads > 20 and writes > 20, rw["diagnostics"]  # they really ran concurrently
+    assert run["checks"][-3]["name"] == "rmmod calm" and run["checks"][-3]["status"] == "pass"
+    assert run["taint"]["letters"] == "OE"
+    assert stress_seconds(run) < STRESS_SECONDS + 1, stress_seconds(run)
+    print(f"\n{run['kernel']}: stress {stress_seconds(run):.2f} s ({reads} reads, {writes} writes)")
+
+
+def overrun_module(tmp_path: Path) -> Path:
+    """A custom write handler that copies `count` bytes into its 64-byte buffer unchecked."""
+    spec = tmp_path / "overrun.toml"
+    spec.write_text(OVERRUN_SPEC)
+    r = run_cli("new", "--spec", str(spec), "-o", str(tmp_path / "overrun"))
+    assert r.exit_code == 0, r.output
+    handler = tmp_path / "overrun" / "user" / "cmd.c"
+    text = handler.read_text()
+    assert UNBOUNDED in text
+    handler.write_text(text.replace(UNBOUNDED, "", 1))
+    return tmp_path / "overrun"
+
+
+def test_an_unbounded_write_passes_the_normal_checks_and_fails_under_stress(series, tmp_path):
+    project = overrun_module(tmp_path)
+    code, doc, output = vm_test(project, series, tmp_path)
+    assert code == 0, output  # nothing but --stress writes more than 63 bytes to cmd
+    code, doc, output = vm_test(project, series, tmp_path, "--stress")
+    assert code == 6, output
+    run = doc["runs"][0]
+    bad = [c for c in run["checks"] if c["status"] not in ("pass", "skip")]
+    assert [c["name"] for c in bad] == ["stress: cmd: random and oversized writes"], bad
+    assert "overrun_cmd_write" in bad[0]["crash"]["title"], bad[0]
+    assert run["verdict"].startswith("crash: WARNING in overrun_cmd_write [overrun] in check ")
+    assert "W" in run["taint"]["letters"]
