@@ -314,57 +314,79 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("directories", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--kernel", metavar="RELEASE", help="Test on this kernel (a release or a series like 6.12).")
 @click.option("--all-kernels", is_flag=True, help="Test on every kernel image + headers pair found.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Seconds one VM run may take before it counts as hung.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Seconds one module's run in the VM may take before it counts as hung.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
-@click.option("--ktap", is_flag=True, help="Print the raw KTAP results of each run.")
+@click.option("--ktap", is_flag=True, help="Stream the raw KTAP results to stdout as they arrive.")
 @click.option("--keep-logs", type=click.Path(path_type=Path, file_okay=False), help="Keep console.log and results.log of each run here.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
 @click.option("--stress", "stress", is_flag=True, help=f"Also hammer the files: concurrent readers and writers, random and oversized writes ({STRESS_SECONDS:g} s in all).")
 @click.option("--check-timeout", type=click.FloatRange(min=1), default=None, help="Seconds one check may take inside the guest (default: a third of --timeout, at most 20).")
-def test(directory: Path, kernel, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout) -> None:
-    """Build the module in DIRECTORY, boot it in a QEMU VM and check every
-    debugfs file its dbgscaffold.toml declares (plus the executable tests/*.sh).
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="VMs side by side when testing several modules.")
+@click.option("--fresh-boot", is_flag=True, help="Boot the kernel every time: neither use nor save the VM snapshot.")
+def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot) -> None:
+    """Build each module in DIRECTORIES (default: .), run it in a QEMU VM and check
+    every debugfs file its dbgscaffold.toml declares (plus the executable tests/*.sh).
 
-    Exit 0 pass, 1 check failures, 2 usage or spec error, 3 build failed,
-    4 environment missing (qemu, kernel, headers, busybox), 5 timeout/hang,
-    6 crash (oops, panic, or a D/W/L/B taint).
+    The VM is restored from a saved snapshot of a booted guest when one matches
+    the kernel, initramfs and QEMU (else it boots, and saves one). Several
+    modules run one after another in --jobs VMs; a module that crashes its VM
+    costs a fresh VM for the next one, never a wrong verdict.
+
+    Exit (the worst over all runs): 0 pass, 1 check failures, 2 usage or spec
+    error, 3 build failed, 4 environment missing (qemu, kernel, headers,
+    busybox), 5 timeout/hang, 6 crash (oops, panic, or a D/W/L/B taint).
     """
     from rich.console import Console
 
     from .vm import report
-    from .vm.runner import BuildFailed, load_project_spec, run_module_test
+    from .vm.runner import BuildFailed, load_project_spec, run_batch
 
     out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    directories = list(directories) or [Path(".")]
     runs = []
     try:
-        spec = load_project_spec(directory)
-        _print_warnings(spec)
+        specs = [load_project_spec(d) for d in directories]
+        for spec in specs:
+            _print_warnings(spec)
         pairs, reason = _resolve_pairs(kernel, all_kernels)
         err.print(reason)
+        stream = ktap and len(directories) == 1  # several modules' KTAP would interleave
         for pair in pairs:
             logs = None
             if keep_logs is not None:
                 logs = keep_logs / pair.release if len(pairs) > 1 else keep_logs
-            with err.status(f"{spec.module.name}: building, booting {pair.release} and checking..."):
+            names = ", ".join(s.module.name for s in specs)
+            with err.status(f"{names}: building and starting {pair.release}...") as status:
+                progress = report.Progress([s.module.name for s in specs], pair.release)
+
+                def on_line(i: int, line: str) -> None:
+                    if stream:
+                        click.echo(line)
+                    text = progress.update(i, line)
+                    if text:
+                        status.update(text)
+
                 try:
-                    run = run_module_test(directory, pair, timeout=timeout, accel=accel, keep_logs=logs, spec=spec,
-                                          stress_seconds=STRESS_SECONDS if stress else 0.0,
-                                          check_timeout=check_timeout if check_timeout else min(20.0, timeout / 3))
+                    batch = run_batch(directories, pair, timeout=timeout, accel=accel, keep_logs=logs, specs=specs,
+                                      stress_seconds=STRESS_SECONDS if stress else 0.0,
+                                      check_timeout=check_timeout if check_timeout else min(20.0, timeout / 3),
+                                      jobs=jobs, snapshot=not fresh_boot, on_line=on_line)
                 except BuildFailed as exc:
                     if not exc.result.diagnostics:
                         raise  # the message carries the tail of make's output
                     _print_diagnostics(exc.result.diagnostics, pair.release)
                     click.echo(click.style(f"build against {pair.release} FAILED", fg="red") + f" ({len(exc.result.errors)} errors, {len(exc.result.warnings)} warnings)", err=True)
                     sys.exit(exc.exit_code)
-            if ktap:
-                click.echo(run.results, nl=False)
-            report.print_run(run, out)
-            runs.append(run)
+            for run in batch:
+                if ktap and not stream:
+                    click.echo(run.results, nl=False)
+                report.print_run(run, out)
+            runs.extend(batch)
     except UserError as exc:
         _fail(exc)
     if junit is not None:
@@ -373,7 +395,7 @@ def test(directory: Path, kernel, all_kernels, timeout, junit, json_path, ktap, 
         json_path.write_text(report.json_text(runs), encoding="utf-8")
     if len(runs) > 1:
         for run in runs:
-            out.print(f"{run.release}: {run.verdict} (exit {run.exit_code})")
+            out.print(f"{run.module} on {run.release}: {run.verdict} (exit {run.exit_code})")
     sys.exit(max(r.exit_code for r in runs))
 
 

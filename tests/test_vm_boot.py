@@ -96,9 +96,9 @@ def test_a_panicking_guest_is_a_crash(kernel, accel):
 
 def test_a_hanging_guest_is_killed_at_the_timeout(kernel, accel):
     body = "echo 'KTAP version 1' >&3\nsleep 100000\n"
-    r = boot(kernel, accel, body, timeout=6)
+    r = boot(kernel, accel, body, timeout=12)  # room for a slow boot on a loaded host
     assert r.timed_out and r.exit_status is None and r.ended == "timeout"
-    assert 5.9 < r.wall_seconds < 20
+    assert 11.9 < r.wall_seconds < 30
     assert r.boot_seconds is not None, "it should hang in /init, not in the boot"
     assert r.results.startswith("KTAP version 1")
     # The initramfs is content-addressed, so its path names this guest alone.

@@ -42,14 +42,16 @@ class SerialPort:
     """A guest UART and where its bytes go."""
 
     id: str  # chardev id
-    backend: str  # "stdio" (streamed), "file" (path), "null"
-    path: str = ""  # for "file"; run() fills it in
+    backend: str  # "stdio" (streamed), "file" (path), "socket" (a unix socket QEMU serves), "null"
+    path: str = ""  # for "file" and "socket"; the caller fills it in
     iobase: int | None = None  # None: the machine's own first UART; else an extra isa-serial
     irq: int = 4
 
 
 CONSOLE = SerialPort("console", "stdio")  # ttyS0
 RESULTS = SerialPort("results", "file", iobase=0x2F8, irq=3)  # ttyS1 (COM2)
+# The agent's two-way channel on the same UART: payloads in, KTAP out (session.py).
+AGENT_PORT = SerialPort("results", "socket", iobase=0x2F8, irq=3)
 
 # Kernel arguments that make a TCG boot ~2 s instead of ~3.5 s (measured here);
 # cryptomgr.notests is the big one (the crypto self-tests are pure CPU work).
@@ -92,6 +94,8 @@ class Machine:
     no_reboot: bool = True
     extra: tuple[str, ...] = ()
     qemu: str = QEMU
+    qmp: str = ""  # a unix socket path for QMP (snapshots), "" for none
+    incoming: str = ""  # -incoming URI: start from a saved state instead of booting
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,11 @@ def _chardev(port: SerialPort) -> str:
         if not port.path:
             raise ValueError(f"serial port {port.id!r}: a file backend needs a path")
         return f"file,id={port.id},path={port.path}"
+    if port.backend == "socket":
+        if not port.path:
+            raise ValueError(f"serial port {port.id!r}: a socket backend needs a path")
+        # wait=on: QEMU starts the guest only once we are connected, so not a byte is lost.
+        return f"socket,id={port.id},path={port.path},server=on,wait=on"
     if port.backend == "null":
         return f"null,id={port.id}"
     raise ValueError(f"serial port {port.id!r}: unknown backend {port.backend!r}")
@@ -174,6 +183,10 @@ def argv(m: Machine) -> list[str]:
             builtin_uarts += 1
         else:
             out += ["-device", f"isa-serial,chardev={port.id},iobase={port.iobase:#x},irq={port.irq}"]
+    if m.qmp:
+        out += ["-qmp", f"unix:{m.qmp},server=on,wait=off"]
+    if m.incoming:
+        out += ["-incoming", m.incoming]
     out += list(m.extra)
     return out
 
@@ -327,6 +340,17 @@ def _child_setup() -> None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
+def spawn(command: Sequence[str]) -> subprocess.Popen:
+    """QEMU in its own process group, dying with us; stdout/stderr piped for _Reader.
+    Whoever spawns must _kill_group() it on every path out."""
+    if shutil.which(command[0]) is None:
+        raise EnvironmentProblem(f"error: '{command[0]}' is not installed. Fix: apt-get install qemu-system-x86.")
+    return subprocess.Popen(
+        list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, preexec_fn=_child_setup,
+    )
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL QEMU's process group and wait for QEMU; idempotent."""
     try:
@@ -362,6 +386,10 @@ class _Reader:
                 if self.marker in tail:
                     self.marker_at = time.monotonic() - self.start
 
+    def data(self) -> bytes:
+        """What arrived so far (the drain thread may still be appending)."""
+        return b"".join(list(self.chunks))
+
     def text(self) -> str:
         self.thread.join(timeout=5)
         return b"".join(self.chunks).decode("utf-8", "replace")
@@ -385,10 +413,7 @@ def run(machine: Machine, timeout: float, workdir: Path | None = None, boot_mark
                 Path(p.path).write_bytes(b"")  # no stale results from an earlier run
         command = argv(replace(machine, serial=ports))
         start = time.monotonic()
-        proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=_child_setup,
-        )
+        proc = spawn(command)
         timed_out = False
         out = err = None
         try:

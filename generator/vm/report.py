@@ -11,6 +11,7 @@ Pure: junit_xml(), json_doc(), ktap_text(). print_run() writes to a rich Console
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from typing import Sequence
 
@@ -69,6 +70,8 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                 "verdict": r.verdict,
                 "exit_code": r.exit_code,
                 "ended": r.ended,
+                "boot": r.boot,
+                "boot_note": r.boot_note,
                 "boot_seconds": r.boot_seconds,
                 "vm_seconds": r.wall_seconds,
                 "build_seconds": r.build_seconds,
@@ -97,6 +100,38 @@ def json_text(runs: Sequence[TestRun]) -> str:
     return json.dumps(json_doc(runs), indent=2) + "\n"
 
 
+_RESULT = re.compile(r"^(ok|not ok) (\d+) (.*?)(?: # (\w+).*)?$")
+_PLAN = re.compile(r"^1\.\.(\d+)$")
+
+
+class Progress:
+    """Live progress from the streamed KTAP: one line per update, e.g.
+    'mydebug on 6.1.0-56-amd64: 7/21 ok  a: write 255, read it back'."""
+
+    def __init__(self, modules: Sequence[str], release: str):
+        self.modules = list(modules)
+        self.release = release
+        self.planned = [0] * len(self.modules)
+        self.done = 0
+
+    def update(self, index: int, line: str) -> str | None:
+        """The new status text for a results line of module `index`, or None."""
+        if line.startswith(" "):
+            return None  # a user test's own subtest lines
+        m = _PLAN.match(line)
+        if m:
+            self.planned[index] = int(m.group(1))
+            return f"{self.modules[index]} on {self.release}: running {m.group(1)} checks"
+        m = _RESULT.match(line)
+        if not m:
+            return None
+        word = m.group(4).lower() if m.group(4) else ("ok" if m.group(1) == "ok" else "FAILED")
+        count = f" ({self.done} of {len(self.modules)} modules done)" if len(self.modules) > 1 else ""
+        if int(m.group(2)) == self.planned[index]:
+            self.done += 1
+        return f"{self.modules[index]} on {self.release}: {m.group(2)}/{self.planned[index] or '?'} {word}  {m.group(3)}{count}"
+
+
 def print_run(run: TestRun, console) -> None:
     """The summary table of one run, and for each crash its excerpt under the check it hit."""
     from rich.markup import escape
@@ -120,9 +155,11 @@ def print_run(run: TestRun, console) -> None:
         where = f"check {rep.check}" if rep.check else "outside any check"
         console.print(f"[bold red]{escape(rep.title)}[/bold red] ({where}):")
         console.print(escape(rep.excerpt), highlight=False)
-    timing = f"build {run.build_seconds:.1f} s, pack {run.pack_seconds:.2f} s, VM {run.wall_seconds:.1f} s"
-    if run.boot_seconds is not None:
-        timing += f" (boot {run.boot_seconds:.1f} s)"
+    timing = f"build {run.build_seconds:.1f} s, pack {run.pack_seconds:.2f} s, checks {run.wall_seconds:.1f} s"
+    if run.boot_seconds:
+        timing += f", {'restore' if run.boot == 'snapshot' else 'boot'} {run.boot_seconds:.2f} s"
     taint = f", taint {run.taint.value} {run.taint.letters}" if run.taint is not None else ""
+    if run.boot == "fresh":
+        console.print(f"[dim]{escape(run.boot_note)}[/dim]")
     style = "green" if run.exit_code == 0 else "bold red"
     console.print(f"[{style}]{escape(run.verdict)}[/{style}]  ({timing}{taint}; exit {run.exit_code})", highlight=False)

@@ -11,21 +11,28 @@ run_module_test().
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EXIT_CRASH, EXIT_OK, EXIT_TIMEOUT, UserError
 from ..kbuild import BuildResult, scratch_build, source_files
 from . import checks as checks_mod
 from . import crash, ktap
+from .agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, agent_initramfs, pack_payload
 from .images import KernelPair, boot_image
-from .initramfs import APPLETS, FileSpec, build_initramfs, init_script
-from .qemu import RunResult, fast_machine, probe_accel, run
+from .initramfs import FileSpec
+from .qemu import AccelChoice, Machine, RunResult, fast_machine, probe_accel
+from .session import AgentVM, PayloadRun
+from .snapshot import SnapshotStore
 
 _UPTIME = re.compile(r"^uptime: ([\d.]+) ([\d.]+)$")
 _TAINT_CHANGE = re.compile(r"^taint: (\d+) -> (\d+)$")
@@ -87,6 +94,8 @@ class TestRun:
     verdict: str  # one line: "pass", "3 checks failed", "crash: ...", "timeout ..."
     warnings: tuple[str, ...] = ()
     argv: tuple[str, ...] = field(default=(), compare=False)
+    boot: str = ""  # "snapshot" (a saved guest restored) or "fresh"
+    boot_note: str = ""  # what happened to the snapshot
 
     @property
     def counts(self) -> dict[str, int]:
@@ -160,7 +169,8 @@ def _per_check(t: ktap.KtapTest) -> tuple[float | None, int | None, int | None, 
 
 
 def judge(module: str, names: list[str], r: RunResult, release: str = "", accel: str = "", accel_reason: str = "",
-          image_kind: str = "", build_seconds: float = 0.0, pack_seconds: float = 0.0) -> TestRun:
+          image_kind: str = "", build_seconds: float = 0.0, pack_seconds: float = 0.0, boot: str = "",
+          boot_note: str = "") -> TestRun:
     """The verdict of one run: 5 timeout/hang, 6 crash or failing taint, 1 failed checks, 0 pass."""
     doc = ktap.parse(r.results)
     reports = tuple(crash.classify(r.console))
@@ -237,39 +247,160 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
         checks=tuple(results), crashes=reports, taint=taint, ended=r.ended, timed_out=r.timed_out,
         boot_seconds=r.boot_seconds, wall_seconds=r.wall_seconds, build_seconds=build_seconds,
         pack_seconds=pack_seconds, console=r.console, results=r.results, exit_code=code, verdict=verdict,
-        argv=r.argv,
+        argv=r.argv, boot=boot, boot_note=boot_note,
     )
 
 
 # ---------------------------------------------------------------- the whole cycle (edge)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A built module and the payload the guest agent runs for it."""
+
+    module: str
+    names: tuple[str, ...]  # the planned checks, in order
+    payload: bytes
+    build_seconds: float
+    pack_seconds: float
+
+
+def prepare(project: Path, pair: KernelPair, spec, workdir: Path, stress_seconds: float = 0.0,
+            check_timeout: float | None = None) -> Prepared:
+    """kbuild `project` for `pair` and pack its .ko, checks and tests/*.sh as a payload."""
+    t0 = time.monotonic()
+    built = build_module(project, pair.build_dir, pair.release, workdir)
+    build_seconds = time.monotonic() - t0
+    t0 = time.monotonic()
+    ko_guest = f"{PAYLOAD_ROOT}/{built.ko.name}"
+    users = checks_mod.user_checks(project)
+    user_guest = tuple(f"{PAYLOAD_ROOT}/user/{p.name}" for p in users)
+    plan = checks_mod.plan(spec, pair.version, ko_guest, user_guest, stress_seconds)
+    script = checks_mod.script(spec, pair.version, ko_guest, user_guest, stress_seconds, check_timeout)
+    payload = pack_payload([
+        FileSpec.from_path(ko_guest, built.ko, 0o644),
+        FileSpec(PAYLOAD_SCRIPT, script.encode(), 0o755),
+        *(FileSpec.from_path(g, p, 0o755) for g, p in zip(user_guest, users)),
+    ])
+    return Prepared(spec.module.name, tuple(c.name for c in plan), payload, build_seconds, time.monotonic() - t0)
+
+
+@dataclass(frozen=True)
+class TestVM:
+    """What every VM of one kernel shares: the machine, and why this accelerator."""
+
+    machine: Machine
+    accel: AccelChoice
+    image_kind: str
+
+
+def test_vm(pair: KernelPair, accel: str = "auto") -> TestVM:
+    choice = probe_accel(accel)
+    image = boot_image(pair.image, pair.release)
+    initrd = agent_initramfs(FileSpec(checks_mod.GUEST_LIB, checks_mod.guest_library().encode(), 0o644))
+    return TestVM(fast_machine(image.path, initrd, accel=choice.accel), choice, image.kind)
+
+
+def _build_failed(module: str, release: str, exc: UserError) -> TestRun:
+    first = str(exc).strip().splitlines()
+    return TestRun(
+        module=module, release=release, accel="", accel_reason="", image_kind="", checks=(), crashes=(), taint=None,
+        ended="not started", timed_out=False, boot_seconds=None, wall_seconds=0.0, build_seconds=0.0, pack_seconds=0.0,
+        console="", results="", exit_code=exc.exit_code, verdict=f"build failed: {first[0] if first else exc}",
+        warnings=tuple(first[1:]),
+    )
+
+
+def _dirty(pr: PayloadRun) -> bool:
+    """Can the next module use this guest? Not after a death, a module left
+    loaded (the next insmod of the same name would fail) or a failing taint."""
+    return pr.done is None or pr.done.modules_loaded > 0 or crash.decode_taint(pr.done.taint).failed
+
+
+def run_batch(projects: list[Path], pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
+              keep_logs: Path | None = None, specs: list | None = None, stress_seconds: float = 0.0,
+              check_timeout: float | None = None, jobs: int = 2, snapshot: bool = True,
+              on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
+    """Test every project on `pair` in as few boots as possible: `jobs` VMs side by
+    side, each running one module after another; a VM is started (restored from
+    the snapshot, or booted) while kbuild compiles, and replaced after a module
+    that crashed it, tainted it or stayed loaded: that costs that module only.
+    A build failure is that module's result (exit 3), except with a single project,
+    where BuildFailed is raised (the CLI shows the compiler's messages)."""
+    projects = [Path(p).resolve() for p in projects]
+    specs = specs if specs is not None else [load_project_spec(p) for p in projects]
+    vm_setup = test_vm(pair, accel)
+    store = SnapshotStore() if snapshot else None
+    jobs = max(1, min(jobs, len(projects)))
+    results: list[TestRun | None] = [None] * len(projects)
+    failures: list[BaseException] = []
+    work: queue.Queue = queue.Queue()
+    for i in range(len(projects)):
+        work.put(i)
+
+    def logs(i: int) -> Path | None:
+        if keep_logs is None:
+            return None
+        return keep_logs / f"{i + 1:03d}-{specs[i].module.name}" if len(projects) > 1 else keep_logs
+
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp, ThreadPoolExecutor(max_workers=jobs) as builder:
+        built = [builder.submit(prepare, p, pair, s, Path(tmp) / str(i), stress_seconds, check_timeout)
+                 for i, (p, s) in enumerate(zip(projects, specs))]
+
+        def worker(number: int) -> None:
+            vm = None
+            try:
+                while not failures:
+                    try:
+                        i = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    if vm is None:  # boots while the build of module i is still running
+                        vm = AgentVM(vm_setup.machine, store, save_snapshot=number == 0)
+                        vm.start(timeout)
+                    try:
+                        prep = built[i].result()
+                    except UserError as exc:
+                        if len(projects) == 1:
+                            raise
+                        results[i] = _build_failed(specs[i].module.name, pair.release, exc)
+                        continue
+                    vm.workdir = logs(i)
+                    pr = vm.run(prep.payload, timeout, (lambda line, i=i: on_line(i, line)) if on_line else None)
+                    results[i] = judge(prep.module, list(prep.names), pr.result, pair.release, vm_setup.accel.accel,
+                                       vm_setup.accel.reason, vm_setup.image_kind, prep.build_seconds, prep.pack_seconds,
+                                       boot=pr.boot.kind, boot_note=pr.boot.note)
+                    if _dirty(pr):
+                        vm.finish()
+                        vm = None
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                failures.append(exc)
+            finally:
+                if vm is not None:
+                    vm.finish()
+
+        threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(jobs)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(timeout=0.2)  # stays responsive to ^C
+        except BaseException:
+            failures.append(KeyboardInterrupt())
+            for t in threads:
+                t.join(timeout=15)
+            raise
+        if failures:
+            raise failures[0]
+    return [r for r in results if r is not None]
+
+
 def run_module_test(project: Path, pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
                     keep_logs: Path | None = None, spec=None, stress_seconds: float = 0.0,
-                    check_timeout: float | None = None) -> TestRun:
-    """Build, pack, boot and judge `project` on `pair`. Build failures raise BuildFailed."""
-    project = Path(project).resolve()
-    spec = spec if spec is not None else load_project_spec(project)
-    choice = probe_accel(accel)
-    with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp:
-        t0 = time.monotonic()
-        built = build_module(project, pair.build_dir, pair.release, Path(tmp))
-        build_seconds = time.monotonic() - t0
-        t0 = time.monotonic()
-        ko_guest = f"/lib/modules/{built.ko.name}"
-        users = checks_mod.user_checks(project)
-        user_guest = tuple(f"{checks_mod.GUEST_USER_DIR}/{p.name}" for p in users)
-        plan = checks_mod.plan(spec, pair.version, ko_guest, user_guest, stress_seconds)
-        files = [
-            FileSpec.from_path(ko_guest, built.ko, 0o644),
-            FileSpec(checks_mod.GUEST_LIB, checks_mod.guest_library().encode(), 0o644),
-            FileSpec(checks_mod.GUEST_SCRIPT, checks_mod.script(spec, pair.version, ko_guest, user_guest, stress_seconds, check_timeout).encode(), 0o755),
-            *(FileSpec.from_path(g, p, 0o755) for g, p in zip(user_guest, users)),
-        ]
-        image = boot_image(pair.image, pair.release)
-        initrd = build_initramfs(init_script(f"sh {checks_mod.GUEST_SCRIPT}"), files, applets=APPLETS + ("basename", "dirname"))
-        pack_seconds = time.monotonic() - t0
-        machine = fast_machine(image.path, initrd, accel=choice.accel)
-        result = run(machine, timeout=timeout, workdir=keep_logs)
-    return judge(spec.module.name, [c.name for c in plan], result, pair.release, choice.accel, choice.reason,
-                 image.kind, build_seconds, pack_seconds)
+                    check_timeout: float | None = None, snapshot: bool = True,
+                    on_line: Callable[[str], None] | None = None) -> TestRun:
+    """Build, boot (or restore) and judge one project on `pair`. Build failures raise BuildFailed."""
+    return run_batch([project], pair, timeout, accel, keep_logs, [spec] if spec is not None else None,
+                     stress_seconds, check_timeout, jobs=1, snapshot=snapshot,
+                     on_line=(lambda _i, line: on_line(line)) if on_line else None)[0]

@@ -1,0 +1,289 @@
+"""One QEMU running the guest agent (agent.py): boot or restore it, then run payloads.
+
+    vm = AgentVM(machine, store)        # store=None: always boot fresh
+    vm.start(timeout)                    # restore the snapshot, or boot (and save one)
+    r = vm.run(payload, timeout, on_line)  # -> PayloadRun (a qemu.RunResult + the agent's Done)
+    vm.close()                           # always: QEMU never outlives the VM object
+
+The results UART is a unix socket QEMU serves (wait=on: the guest starts only
+once we are connected, so no line is lost); a thread turns it into lines.
+A restored guest that answers nothing is not trusted: the snapshot is
+discarded and the payload re-run on a fresh boot.
+"""
+
+from __future__ import annotations
+
+import queue
+import shlex
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from ..errors import EnvironmentProblem
+from .agent import READY, Done, parse_done, payload_message
+from .qemu import AGENT_PORT, CONSOLE, Machine, RunResult, _kill_group, _Reader, argv, spawn
+from .qmp import Qmp, QmpError
+from .snapshot import SnapshotStore, qemu_version, snapshot_key
+
+RESTORE_ALIVE_SECONDS = 15.0  # a restored guest that says nothing for this long is broken
+_EOF = None
+
+
+@dataclass(frozen=True)
+class BootInfo:
+    kind: str  # "snapshot" (restored) or "fresh"
+    seconds: float  # spawn -> the guest is ready (fresh) or running again (restored)
+    note: str  # what happened to the snapshot, for the report
+
+
+@dataclass(frozen=True)
+class PayloadRun:
+    result: RunResult  # for runner.judge(): this payload's console slice and KTAP
+    done: Done | None  # None: the guest died, hung or timed out before finishing
+    boot: BootInfo
+
+
+class _Lines:
+    """The results socket as lines, with arrival times; None marks EOF."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        buf = b""
+        try:
+            while chunk := self.sock.recv(65536):
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self.queue.put(line.decode("utf-8", "replace").rstrip("\r"))
+        except OSError:
+            pass
+        if buf:
+            self.queue.put(buf.decode("utf-8", "replace"))
+        self.queue.put(_EOF)
+
+    def get(self, deadline: float):
+        """The next line, _EOF, or raises queue.Empty at the deadline."""
+        return self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+
+
+class _SnapshotFailed(Exception):
+    pass
+
+
+class AgentVM:
+    def __init__(self, machine: Machine, store: SnapshotStore | None = None, workdir: Path | None = None,
+                 save_snapshot: bool = True):
+        self.machine = replace(machine, serial=(CONSOLE, AGENT_PORT))  # the agent's ports, whatever was given
+        self.store = store
+        self.save_snapshot = save_snapshot  # in a batch, one VM saves it: the others would repeat the work
+        self._tmp = tempfile.TemporaryDirectory(prefix="dbgscaffold-agent-")
+        self.dir = Path(self._tmp.name)
+        self.workdir = workdir
+        self.proc = None
+        self.boot: BootInfo | None = None
+        self.payloads = 0
+        self.dead = True
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _spawn(self, incoming: str = "", qmp: bool = False) -> None:
+        sock = self.dir / "results.sock"
+        qmp_path = self.dir / "qmp.sock"
+        for p in (sock, qmp_path):
+            p.unlink(missing_ok=True)
+        m = replace(self.machine, serial=(CONSOLE, replace(AGENT_PORT, path=str(sock))),
+                    qmp=str(qmp_path) if qmp else "", incoming=incoming)
+        self.argv = tuple(argv(m))
+        self.qmp_path = qmp_path
+        self.started = time.monotonic()
+        self.proc = spawn(self.argv)
+        self.dead = False
+        self.console = _Reader(self.proc.stdout, None, self.started)
+        self.stderr = _Reader(self.proc.stderr)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = self.started + 30
+        while True:
+            try:
+                self.sock.connect(str(sock))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise EnvironmentProblem(f"error: QEMU did not start: {self.stderr.text().strip()[-500:]}") from None
+                time.sleep(0.005)
+        self.lines = _Lines(self.sock)
+
+    def start(self, timeout: float = 60.0) -> BootInfo:
+        key = version = None
+        note = "snapshots off: booted fresh"
+        if self.store is not None:
+            version = qemu_version(self.machine.qemu)
+            key = snapshot_key(self.machine, version)
+            state = self.store.find(key)
+            if state is not None:
+                try:
+                    self.boot = self._restore(state, key, timeout)
+                    return self.boot
+                except _SnapshotFailed as exc:
+                    self.close()
+                    self.store.discard(key)
+                    note = f"the snapshot did not load ({exc}): discarded it, booted fresh"
+            else:
+                note = "no snapshot for this kernel, initramfs and QEMU yet: booted fresh"
+        self.boot = self._fresh(timeout, key, version, note)
+        return self.boot
+
+    def _restore(self, state: Path, key: str, timeout: float) -> BootInfo:
+        self._spawn(incoming=f"exec:cat {shlex.quote(str(state))}", qmp=True)
+        try:
+            qmp = Qmp(self.qmp_path, timeout=min(timeout, 30))
+            try:
+                after = qmp.wait_status("inmigrate", timeout=min(timeout, 30))
+                if after != "paused":
+                    raise _SnapshotFailed(f"the VM is '{after}' after loading, not 'paused'")
+                qmp.execute("cont")
+            finally:
+                qmp.close()
+        except (QmpError, OSError) as exc:
+            detail = self.stderr.data().decode(errors="replace").strip().splitlines()
+            raise _SnapshotFailed(f"{exc}{'; ' + detail[-1] if detail else ''}") from None
+        return BootInfo("snapshot", time.monotonic() - self.started, f"restored snapshot {key}")
+
+    def _fresh(self, timeout: float, key: str | None, version: str | None, note: str) -> BootInfo:
+        self._spawn(qmp=key is not None)
+        deadline = self.started + timeout
+        while True:
+            try:
+                line = self.lines.get(deadline)
+            except queue.Empty:
+                line = _EOF
+            if line == READY:
+                break
+            if line is _EOF:
+                tail = "\n".join(self.console.data().decode(errors="replace").splitlines()[-15:])
+                self.close()
+                raise EnvironmentProblem(f"error: the guest ({Path(self.machine.kernel).name}) did not come up within {timeout:g} s. Console tail:\n{tail}")
+        seconds = time.monotonic() - self.started
+        if key is not None and self.save_snapshot:
+            note += self._save(key, version)
+        return BootInfo("fresh", seconds, note)
+
+    def _save(self, key: str, version: str) -> str:
+        """Stop the ready guest, stream its state to the store, resume it."""
+        tmp = self.store.temporary(key)
+        t0 = time.monotonic()
+        try:
+            qmp = Qmp(self.qmp_path)
+            try:
+                qmp.execute("stop")
+                qmp.execute("migrate", uri=f"exec:cat > {shlex.quote(str(tmp))}")
+                deadline = time.monotonic() + 60
+                while (status := qmp.execute("query-migrate").get("status")) not in ("completed", "failed", "cancelled"):
+                    if time.monotonic() > deadline:
+                        raise QmpError("saving took over 60 s")
+                    time.sleep(0.01)
+                qmp.execute("cont")
+            finally:
+                qmp.close()
+            if status != "completed":
+                raise QmpError(f"migration {status}")
+            info = self.store.commit(key, tmp, self.machine, version, time.monotonic() - t0)
+            return f"; saved a snapshot for next time ({info.size / 2**20:.0f} MB, {info.save_seconds:.2f} s)"
+        except (QmpError, OSError) as exc:
+            tmp.unlink(missing_ok=True)
+            return f"; could not save a snapshot ({exc})"
+
+    def close(self) -> None:
+        if self.proc is not None:
+            _kill_group(self.proc)
+            for s in (getattr(self, "sock", None),):
+                if s is not None:
+                    s.close()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+            self.proc = None
+        self.dead = True
+
+    def finish(self) -> None:
+        """close() and remove the sockets' directory."""
+        self.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "AgentVM":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finish()
+
+    # ------------------------------------------------------------ payloads
+
+    def run(self, payload: bytes, timeout: float, on_line: Callable[[str], None] | None = None) -> PayloadRun:
+        """Send one payload and collect its KTAP until the agent's Done line, the
+        guest's end, or `timeout` seconds (then QEMU is killed)."""
+        if self.dead:
+            raise RuntimeError("the VM is not running")
+        first_after_restore = self.boot.kind == "snapshot" and self.payloads == 0
+        self.payloads += 1
+        boot_seconds = self.boot.seconds if self.payloads == 1 else 0.0
+        console_from = len(self.console.data())
+        t0 = time.monotonic()
+        self.sock.sendall(payload_message(payload))
+        lines: list[str] = []
+        done = None
+        timed_out = False
+        deadline = t0 + timeout
+        while True:
+            try:
+                line = self.lines.get(min(deadline, t0 + RESTORE_ALIVE_SECONDS) if first_after_restore and not lines else deadline)
+            except queue.Empty:
+                if first_after_restore and not lines and time.monotonic() < deadline:
+                    return self._retry_fresh(payload, timeout, on_line, "the restored guest did not answer")
+                timed_out = True
+                break
+            if line is _EOF:
+                break
+            done = parse_done(line)
+            if done is not None:
+                break
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        wall = time.monotonic() - t0
+        exit_status = None
+        if done is None:  # dead, hung or out of time: this VM is finished
+            if not timed_out and self.proc is not None:
+                try:
+                    exit_status = self.proc.wait(timeout=5)
+                except Exception:
+                    pass
+            proc_stdout_reader = self.console
+            self.close()
+            proc_stdout_reader.thread.join(timeout=5)
+        console = self.console.data()[console_from:].decode("utf-8", "replace").replace("\r\n", "\n")
+        results = "".join(line + "\n" for line in lines)
+        if self.workdir is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            (self.workdir / "console.log").write_text(console)
+            (self.workdir / "results.log").write_text(results)
+        result = RunResult(
+            argv=self.argv, exit_status=exit_status, timed_out=timed_out, console=console, results=results,
+            stderr=self.stderr.data().decode("utf-8", "replace"), wall_seconds=wall, boot_seconds=boot_seconds,
+        )
+        return PayloadRun(result, done, self.boot)
+
+    def _retry_fresh(self, payload, timeout, on_line, why: str) -> PayloadRun:
+        self.close()
+        if self.store is not None:
+            self.store.discard(snapshot_key(self.machine, qemu_version(self.machine.qemu)))
+        self.boot = self._fresh(timeout, None, None, f"{why}: discarded the snapshot, booted fresh")
+        self.payloads = 0
+        return self.run(payload, timeout, on_line)
