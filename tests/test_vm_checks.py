@@ -217,8 +217,8 @@ def test_stress_checks_come_after_the_entries_and_before_rmmod():
     stressed = [c.name for c in checks.plan(classic(), (6, 1, 0), "/m.ko", stress_seconds=6.0)]
     assert not any(n.startswith("stress:") for n in plain)
     added = [n for n in stressed if n not in plain]
-    assert added == ["stress: 5 readers and 2 writers for 3 s", "stress: a: random and oversized writes",
-                     "stress: subdir/c: random and oversized writes", "stress: every file still reads"]
+    assert added == ["stress: a: random and oversized writes", "stress: subdir/c: random and oversized writes",
+                     "stress: 5 readers and 2 writers at once", "stress: every file still reads"]
     first = stressed.index(added[0])
     assert stressed[:first] == plain[:first] and stressed[first + len(added)] == "rmmod mydebug"
     assert stressed[first + len(added):] == plain[first:]
@@ -226,8 +226,10 @@ def test_stress_checks_come_after_the_entries_and_before_rmmod():
 
 def test_stress_bodies_per_type():
     bodies = {c.name: c.body for c in checks.stress_checks(classic(), (6, 1, 0), 6.0)}
-    rw = bodies["stress: 5 readers and 2 writers for 3 s"]
-    assert rw.startswith("stress_start 300; ") and rw.endswith("; stress_wait")
+    rw = bodies["stress: 5 readers and 2 writers at once"]
+    # until 0.5 s before the 6 s budget (counted from the first stress check), at least 1 s
+    assert rw.startswith("stress_start 550 100; ") and rw.endswith("; stress_wait")
+    assert bodies["stress: a: random and oversized writes"].startswith("stress_clock; stress_random ")
     assert rw.count("stress_bg reader /sys/kernel/debug/mydebug/a") == 2  # racing its writer
     assert rw.count("stress_bg reader /sys/kernel/debug/mydebug/b") == 1  # read-only: no writer
     assert "stress_bg writer /sys/kernel/debug/mydebug/a 1 '0\\012' '255\\012' '127\\012'" in rw
@@ -241,7 +243,7 @@ def test_stress_bodies_per_type():
     assert "stress_bg writer /sys/kernel/debug/showcase/table" not in rw and "writer /sys/kernel/debug/showcase/stats" not in rw
     assert "stress: table: random and oversized writes" not in every and "stress: hex/x32: random and oversized writes" not in every
     assert "stress: control: random and oversized writes" in every
-    assert checks.stress_checks(example(), (6, 12, 0), 1.0)[0].body.startswith("stress_start 100; ")  # at least 1 s
+    assert "stress_start 100 100; " in checks.stress_checks(example(), (6, 12, 0), 1.0)[-2].body  # at least 1 s
 
 
 @pytest.mark.parametrize("version", [(6, 1, 0), (6, 12, 0)])
@@ -258,22 +260,38 @@ def test_stress_loops_run_for_their_time_and_report(tmp_path):
 
     (tmp_path / "f").write_text("5\n")
     t0 = time.monotonic()
-    rc, fd3, err = ash("stress_start 50; stress_bg reader f; stress_bg reader f; stress_bg writer f 1 '7\\n' 'x\\n'; stress_wait", tmp_path)
+    rc, fd3, err = ash("stress_start 50 10; stress_bg reader f; stress_bg reader f; stress_bg writer f 1 '7\\n' 'x\\n'; stress_wait", tmp_path)
     took = time.monotonic() - t0
     assert rc == 0 and 0.4 < took < 5, (took, fd3, err)
     (summary,) = fd3.splitlines()
     reads, writes = (int(x) for x in summary.split()[1:4:2])  # "# R reads, W writes by 3 concurrent loops"
-    assert reads > 0 and writes > 0 and summary.endswith("by 3 concurrent loops"), summary
+    assert reads > 0 and writes > 0 and " writes by 3 concurrent loops in 0." in summary, summary
     assert (tmp_path / "f").read_text() in ("7\n", "x\n")
+
+
+def test_the_concurrent_phase_fits_the_budget_and_the_check_limit(tmp_path):
+    import time
+
+    def took(script: str) -> float:
+        t0 = time.monotonic()
+        rc, fd3, _ = ash(script + "; stress_bg reader f; stress_wait", tmp_path)
+        assert rc == 0, fd3
+        return time.monotonic() - t0
+
+    (tmp_path / "f").write_text("1\n")
+    assert 0.8 < took("stress_start 100 10") < 3  # no clock: the budget counts from now
+    assert took("stress_clock; sleep 1; stress_start 120 10") < 1.6  # 1 s of the 1.2 s spent already (not 2.2 s)
+    assert 1.4 < took("stress_clock; sleep 1; stress_start 50 50") < 2.3  # but at least MIN (0.5 s)
+    assert took("DBGS_CHECK_TIMEOUT=2; stress_start 1000 100") < 2  # ends a second before the check's limit
 
 
 def test_stress_fails_on_a_failing_reader_or_strict_writer_only(tmp_path):
     (tmp_path / "d").mkdir()
-    rc, fd3, _ = ash("stress_start 30; stress_bg reader missing; stress_wait", tmp_path)
+    rc, fd3, _ = ash("stress_start 30 10; stress_bg reader missing; stress_wait", tmp_path)
     assert rc != 0 and "# reading missing failed after 0 reads:" in fd3
-    rc, fd3, _ = ash("stress_start 30; stress_bg writer d 1 '1\\n'; stress_wait", tmp_path)  # a directory: no write
+    rc, fd3, _ = ash("stress_start 30 10; stress_bg writer d 1 '1\\n'; stress_wait", tmp_path)  # a directory: no write
     assert rc != 0 and "to d failed after 0 writes" in fd3, fd3
-    rc, fd3, _ = ash("stress_start 30; stress_bg writer d 0 '1\\n'; stress_wait", tmp_path)  # not strict: the kernel's right
+    rc, fd3, _ = ash("stress_start 30 10; stress_bg writer d 0 '1\\n'; stress_wait", tmp_path)  # not strict: the kernel's right
     assert rc == 0, fd3
 
 

@@ -47,7 +47,7 @@ def test_the_classic_module_passes_under_stress(series, tmp_path):
     run = doc["runs"][0]
     stress = {c["name"]: c for c in run["checks"] if c["name"].startswith("stress:")}
     assert len(stress) == 4 and all(c["status"] == "pass" for c in stress.values()), stress
-    rw = stress["stress: 5 readers and 2 writers for 3 s"]
+    rw = stress["stress: 5 readers and 2 writers at once"]
     reads, writes = (int(x) for x in rw["diagnostics"][0].split()[0:3:2])  # "R reads, W writes by 7 ..."
     assert reads > 20 and writes > 20, rw["diagnostics"]  # they really ran concurrently
     assert run["checks"][-3]["name"] == "rmmod calm" and run["checks"][-3]["status"] == "pass"

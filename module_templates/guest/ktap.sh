@@ -143,7 +143,8 @@ _timed_out() {
 run_check() {
     read -r t0 _ < /proc/uptime
     # Not `read`: it reads a byte per read(2) and a sysctl returns nothing past offset 0.
-    taint0=$(cat /proc/sys/kernel/tainted)
+    # Nothing runs between two checks: the last one's "after" is this one's "before".
+    taint0=${DBGS_TAINT:-$(cat /proc/sys/kernel/tainted)}
     echo "dbgscaffold: begin check $1" > "$DBGS_KMSG"
     _late=
     if [ -n "${DBGS_CHECK_TIMEOUT:-}" ]; then
@@ -166,6 +167,7 @@ run_check() {
     fi
     echo "dbgscaffold: end check $1" > "$DBGS_KMSG"
     taint1=$(cat /proc/sys/kernel/tainted)
+    DBGS_TAINT=$taint1
     read -r t1 _ < /proc/uptime
     DBGS_N=$(($1 - 1))
     echo "# uptime: $t0 $t1" >&3
@@ -210,9 +212,22 @@ _now_cs() { # uptime in centiseconds, in $_cs, without a fork
     _cs=$((${_u%.*} * 100 + 1${_u#*.} - 100))
 }
 
-stress_start() { # CENTISECONDS: the concurrent phase lasts that long from now
+stress_clock() { # the stress phase starts now (a file: each check is a subshell)
     _now_cs
-    _until=$((_cs + $1)); _bg=; _k=0
+    echo $_cs > "$DBGS_TMP/.stress_t0"
+}
+
+stress_start() { # BUDGET_CS MIN_CS: the concurrent phase runs until BUDGET_CS after
+    # stress_clock, but at least MIN_CS, and ends a second before the per-check limit.
+    _now_cs
+    _t0=$_cs
+    [ -f "$DBGS_TMP/.stress_t0" ] && read -r _t0 < "$DBGS_TMP/.stress_t0"
+    _until=$((_t0 + $1))
+    [ $_until -lt $((_cs + $2)) ] && _until=$((_cs + $2))
+    if [ -n "${DBGS_CHECK_TIMEOUT:-}" ] && [ $_until -gt $((_cs + DBGS_CHECK_TIMEOUT * 100 - 100)) ]; then
+        _until=$((_cs + DBGS_CHECK_TIMEOUT * 100 - 100))
+    fi
+    _start=$_cs; _bg=; _k=0
     rm -rf "$DBGS_TMP/.stress"
 }
 
@@ -259,7 +274,9 @@ stress_wait() { # every loop must end well; a summary diagnostic
     _r=0; _w=0
     for _c in "$DBGS_TMP"/.stress/*/reads; do [ -f "$_c" ] && read -r _n < "$_c" && _r=$((_r + _n)); done
     for _c in "$DBGS_TMP"/.stress/*/writes; do [ -f "$_c" ] && read -r _n < "$_c" && _w=$((_w + _n)); done
-    diag "$_r reads, $_w writes by $_k concurrent loops"
+    _now_cs
+    _cs=$((_cs - _start))
+    diag "$_r reads, $_w writes by $_k concurrent loops in $((_cs / 100)).$((_cs % 100 / 10)) s"
     return $_rc
 }
 
