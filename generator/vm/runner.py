@@ -286,7 +286,7 @@ def prepare(project: Path, pair: KernelPair, spec, workdir: Path, stress_seconds
 
 
 @dataclass(frozen=True)
-class TestVM:
+class GuestSetup:
     """What every VM of one kernel shares: the machine, and why this accelerator."""
 
     machine: Machine
@@ -294,11 +294,11 @@ class TestVM:
     image_kind: str
 
 
-def test_vm(pair: KernelPair, accel: str = "auto") -> TestVM:
+def machine_for(pair: KernelPair, accel: str = "auto") -> GuestSetup:
     choice = probe_accel(accel)
     image = boot_image(pair.image, pair.release)
     initrd = agent_initramfs(FileSpec(checks_mod.GUEST_LIB, checks_mod.guest_library().encode(), 0o644))
-    return TestVM(fast_machine(image.path, initrd, accel=choice.accel), choice, image.kind)
+    return GuestSetup(fast_machine(image.path, initrd, accel=choice.accel), choice, image.kind)
 
 
 def _build_failed(module: str, release: str, exc: UserError) -> TestRun:
@@ -319,7 +319,7 @@ def _dirty(pr: PayloadRun) -> bool:
 
 def run_batch(projects: list[Path], pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
               keep_logs: Path | None = None, specs: list | None = None, stress_seconds: float = 0.0,
-              check_timeout: float | None = None, jobs: int = 2, snapshot: bool = True,
+              check_timeout: float | None = None, jobs: int = 2, snapshot: bool | SnapshotStore = True,
               on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
     """Test every project on `pair` in as few boots as possible: `jobs` VMs side by
     side, each running one module after another; a VM is started (restored from
@@ -329,8 +329,8 @@ def run_batch(projects: list[Path], pair: KernelPair, timeout: float = 60.0, acc
     where BuildFailed is raised (the CLI shows the compiler's messages)."""
     projects = [Path(p).resolve() for p in projects]
     specs = specs if specs is not None else [load_project_spec(p) for p in projects]
-    vm_setup = test_vm(pair, accel)
-    store = SnapshotStore() if snapshot else None
+    vm_setup = machine_for(pair, accel)
+    store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
     jobs = max(1, min(jobs, len(projects)))
     results: list[TestRun | None] = [None] * len(projects)
     failures: list[BaseException] = []
@@ -398,7 +398,7 @@ def run_batch(projects: list[Path], pair: KernelPair, timeout: float = 60.0, acc
 
 def run_module_test(project: Path, pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
                     keep_logs: Path | None = None, spec=None, stress_seconds: float = 0.0,
-                    check_timeout: float | None = None, snapshot: bool = True,
+                    check_timeout: float | None = None, snapshot: bool | SnapshotStore = True,
                     on_line: Callable[[str], None] | None = None) -> TestRun:
     """Build, boot (or restore) and judge one project on `pair`. Build failures raise BuildFailed."""
     return run_batch([project], pair, timeout, accel, keep_logs, [spec] if spec is not None else None,

@@ -113,6 +113,11 @@ class SnapshotStore:
             p.unlink(missing_ok=True)
 
     def prune(self) -> None:
+        # Halves of a pair (one deleted by hand); not young ones: a commit may be between its two renames.
+        for half, other in (("*.json", self.state), ("*.state", self.meta)):
+            for p in self.root.glob(half):
+                if not other(p.stem).is_file() and time.time() - p.stat().st_mtime > 60:
+                    p.unlink(missing_ok=True)
         metas = sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in metas[self.keep :]:
             self.discard(old.stem)

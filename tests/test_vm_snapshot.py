@@ -1,0 +1,129 @@
+"""Snapshot and batch runs on the real kernels: the same verdicts as a fresh boot,
+a crash charged to its module only, and a fresh boot whenever the saved guest
+does not match the kernel, the initramfs or QEMU (or does not load)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from conftest import qemu_processes, run_cli
+from dbgscaffold.vm import images
+from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, agent_initramfs, pack_payload
+from dbgscaffold.vm.initramfs import FileSpec
+from dbgscaffold.vm.runner import machine_for, run_batch
+from dbgscaffold.vm.session import AgentVM
+from dbgscaffold.vm.snapshot import SnapshotStore
+from test_vm_module import new_module, require_6_1, series  # noqa: F401 - series is a fixture
+
+pytestmark = pytest.mark.slow
+
+
+def null_deref_module(tmp_path: Path, name: str) -> Path:
+    """A module whose string write handler dereferences NULL (check 'subdir/c: replace ...')."""
+    project = new_module(tmp_path, name)
+    source = project / f"{name}_debugfs.c"
+    head, tail = source.read_text().split("static ssize_t textbuf_write", 1)
+    tail = tail.replace("struct textbuf *tb = file->private_data;", "struct textbuf * volatile nullp = NULL;\n\tstruct textbuf *tb = nullp;", 1)
+    source.write_text(head + "static ssize_t textbuf_write" + tail)
+    return project
+
+
+def verdicts(runs) -> list:
+    return [(r.module, r.exit_code, [(c.name, c.status) for c in r.checks]) for r in runs]
+
+
+def test_snapshot_runs_give_the_verdicts_of_fresh_boots_and_a_crash_costs_only_its_module(series, tmp_path):
+    pair = images.pair_for(series)
+    broken = null_deref_module(tmp_path, "broken")
+    good = new_module(tmp_path / "one", "mydebug")
+    again = new_module(tmp_path / "two", "mydebug")  # the same module name: a class's submissions
+    projects = [broken, good, again]
+    store = SnapshotStore(tmp_path / "snapshots")
+
+    fresh = run_batch(projects, pair, timeout=60, jobs=1, snapshot=False)
+    first = run_batch(projects, pair, timeout=60, jobs=1, snapshot=store)  # boots, saves the snapshot
+    warm = run_batch(projects, pair, timeout=60, jobs=1, snapshot=store)  # restores it
+
+    assert [r.exit_code for r in fresh] == [6, 0, 0], [r.verdict for r in fresh]
+    assert verdicts(first) == verdicts(fresh) and verdicts(warm) == verdicts(fresh)
+    crashed = [c for c in warm[0].checks if c.status == "crashed"]
+    assert crashed and crashed[0].name == "subdir/c: replace (31 bytes), exact read-back"
+    assert "NULL pointer dereference" in crashed[0].crash.title
+    assert [r.boot for r in fresh] == ["fresh"] * 3 and "snapshots off" in fresh[0].boot_note
+    assert first[0].boot == "fresh" and "saved a snapshot" in first[0].boot_note
+    assert [r.boot for r in warm] == ["snapshot"] * 3
+    # The crash took its VM down: the next module got a VM of its own (a boot
+    # time of its own); the third ran in the second's VM (no boot time).
+    assert warm[1].boot_seconds > 0 and warm[2].boot_seconds == 0
+    assert warm[1].taint.letters == "OE", "the crash's taint must not follow the next module"
+    for r in fresh + first + warm:
+        results_socket = next(a for a in r.argv if "results.sock" in a)
+        assert qemu_processes(results_socket.split("path=")[1].split(",")[0]) == []
+
+
+ALIVE = FileSpec(PAYLOAD_SCRIPT, b"echo 'KTAP version 1' >&3\necho '1..1' >&3\necho \"ok 1 alive $(uname -r)\" >&3\n", 0o755)
+
+
+def boot_and_run(machine, store: SnapshotStore):
+    """Start a VM (restore or boot), run a one-line payload; the BootInfo."""
+    with AgentVM(machine, store) as vm:
+        boot = vm.start(timeout=60)
+        pr = vm.run(pack_payload([ALIVE]), timeout=30)
+    assert pr.done is not None and "ok 1 alive" in pr.result.results, pr.result.console[-2000:]
+    return boot
+
+
+def test_a_snapshot_that_does_not_match_kernel_initramfs_or_qemu_is_not_used(tmp_path):
+    require_6_1()
+    pair = images.pair_for("6.1")
+    machine = machine_for(pair, "tcg").machine
+    store = SnapshotStore(tmp_path / "snapshots")
+
+    made = boot_and_run(machine, store)
+    assert made.kind == "fresh" and "saved a snapshot" in made.note, made.note
+    restored = boot_and_run(machine, store)
+    assert restored.kind == "snapshot" and restored.seconds < made.seconds
+
+    # Another QEMU build (a wrapper reporting another version): no snapshot for it.
+    wrapper = tmp_path / "qemu-wrapper"
+    wrapper.write_text(f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "QEMU emulator version 99.0"; exit 0; }}\nexec {shutil.which("qemu-system-x86_64")} "$@"\n')
+    wrapper.chmod(0o755)
+    other_qemu = boot_and_run(replace(machine, qemu=str(wrapper)), store)
+    assert other_qemu.kind == "fresh" and other_qemu.note.startswith("no snapshot for this kernel, initramfs and QEMU"), other_qemu.note
+
+    # Another kernel file (a rebuilt or upgraded image has another size or mtime).
+    kernel = tmp_path / "vmlinux"
+    shutil.copyfile(machine.kernel, kernel)
+    assert boot_and_run(replace(machine, kernel=kernel), store).kind == "fresh"
+
+    # Another initramfs (the agent or its check library changed).
+    initrd = agent_initramfs(FileSpec("/checks/ktap.sh", b"# another library\n", 0o644), cache=tmp_path / "cache")
+    assert boot_and_run(replace(machine, initrd=initrd), store).kind == "fresh"
+
+    # The original still restores; then a damaged state: discarded, a fresh boot, saved anew.
+    assert boot_and_run(machine, store).kind == "snapshot"
+    state = next(p for p in store.root.glob("*.state") if os.path.getsize(p) > 1 << 20 and store.find(p.stem))
+    with open(state, "r+b") as f:
+        f.truncate(4096)
+    damaged = boot_and_run(machine, store)
+    assert damaged.kind == "fresh" and "did not load" in damaged.note and "saved a snapshot" in damaged.note, damaged.note
+    assert boot_and_run(machine, store).kind == "snapshot"
+
+
+def test_test_takes_several_directories_and_streams_ktap(tmp_path):
+    require_6_1()
+    good = new_module(tmp_path, "mydebug")
+    other = new_module(tmp_path, "other")
+    report = tmp_path / "r.json"
+    r = run_cli("test", str(good), str(other), "--kernel", "6.1", "--json", str(report))
+    assert r.exit_code == 0, r.output
+    assert "mydebug on 6.1" in r.stdout and "other on 6.1" in r.stdout
+    r = run_cli("test", str(good), "--kernel", "6.1", "--ktap")
+    assert r.exit_code == 0, r.output
+    ktap_start = r.stdout.index("KTAP version 1\n1..")
+    assert ktap_start < r.stdout.index("pass: 21 checks"), "the KTAP streams before the summary"
