@@ -9,6 +9,7 @@ project is a no-op make and a one-file change recompiles one file.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -113,9 +115,18 @@ def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool 
     argv += [*extra_args, target]
     env = {**os.environ, "LC_ALL": "C"}
     start = time.monotonic()
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=timeout, check=False)
+    # its own process group, so a timeout stops gcc too and nothing keeps
+    # writing into a build tree the next run (incremental_build) will use
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True) as proc:
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     seconds = time.monotonic() - start
-    return BuildResult(proc.returncode, proc.stdout, seconds, parse_diagnostics(proc.stdout))
+    return BuildResult(proc.returncode, output, seconds, parse_diagnostics(output))
 
 
 BUILD_INPUTS = ("Kbuild", "Makefile")

@@ -281,3 +281,37 @@ def test_prune_removes_trees_of_vanished_projects_but_not_busy_ones(tmp_path):
     finally:
         os.close(fd)
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["busy", "live"]
+
+
+def processes_mentioning(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if needle in cmdline and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_timed_out_build_stops_make_and_its_children_and_the_next_run_is_clean(project, kdir, cache):
+    import subprocess
+
+    # a Kbuild that hangs in a child of make: killing make alone would leave
+    # it holding the output pipe (and the tree) for the whole 37 s
+    (project / "Kbuild").write_text("hang := $(shell sleep 37.25)\n" + KBUILD)
+    start = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        with incremental_build(project, kdir, timeout=5):
+            pass
+    assert time.monotonic() - start < 25
+    assert processes_mentioning("sleep 37.25") == []
+    [tree] = [p for p in builds_dir().iterdir() if p.is_dir()]
+    assert (tree / "BUILDING").exists()
+    (project / "Kbuild").write_text(KBUILD)
+    ko, out = build_ko(project, kdir)
+    assert compiled(out) == {"a.o", "b.o"} and b"twofile-tag-1" in ko
+    assert not (tree / "BUILDING").exists()
