@@ -1,12 +1,13 @@
-"""`dbgscaffold test` for one module on one kernel: build, pack, boot, judge.
+"""`dbgscaffold test`: build, hand to the guest agent, judge; one module or a batch.
 
-build_module() runs kbuild in a scratch copy (the project directory stays as it
-was) and returns the stripped .ko; run_module_test() packs it with the checks
-(checks.py) into the initramfs, boots the pair's kernel, and turns the KTAP
-results, the console log and the taint into a TestRun with a verdict.
+build_module() runs kbuild in the project's cached build tree (the project
+directory stays as it was) and returns the stripped .ko; prepare() packs it
+with its checks (checks.py) into a payload; run_batch() starts `jobs` agent
+VMs (session.py: restored from a snapshot or booted, while kbuild compiles)
+and feeds them the payloads one after another; judge() turns each payload's
+KTAP, console slice and taint into a TestRun with a verdict.
 
-Pure: judge() (RunResult + spec facts -> TestRun). Edges: build_module(),
-run_module_test().
+Pure: judge(). Edges: build_module(), prepare(), run_batch(), run_module_test().
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EXIT_CRASH, EXIT_OK, EXIT_TIMEOUT, UserError
-from ..kbuild import BuildResult, scratch_build, source_files
+from ..kbuild import BuildResult, incremental_build, source_files
 from . import checks as checks_mod
 from . import crash, ktap
 from .agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, agent_initramfs, pack_payload
@@ -122,12 +123,13 @@ def load_project_spec(project: Path):
 
 
 def build_module(project: Path, kdir: Path, release: str, out_dir: Path, strip: bool = True) -> BuiltModule:
-    """kbuild in a scratch copy of `project` against `kdir`; the (stripped) .ko lands in out_dir.
+    """kbuild in the project's cached build tree for `kdir` (kbuild.incremental_build:
+    unchanged sources make a no-op); the (stripped) .ko lands in out_dir.
     Raises BuildFailed (exit 3) with the compiler's messages, naming the user's files."""
     project = Path(project).resolve()
     if not source_files(project) or not (project / "Kbuild").is_file() and not (project / "Makefile").is_file():
         raise UserError(f"{project}: error: not a module project (no C sources and Kbuild). Fix: run 'dbgscaffold new NAME' or pass its directory.")
-    with scratch_build(project, kdir) as (copy, result):
+    with incremental_build(project, kdir) as (copy, result):
         if not result.ok:
             raise BuildFailed(release, result)
         kos = sorted(copy.glob("*.ko"))
