@@ -323,32 +323,51 @@ def run_batch(projects: list[Path], pair: KernelPair, timeout: float = 60.0, acc
               keep_logs: Path | None = None, specs: list | None = None, stress_seconds: float = 0.0,
               check_timeout: float | None = None, jobs: int = 2, snapshot: bool | SnapshotStore = True,
               on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
-    """Test every project on `pair` in as few boots as possible: `jobs` VMs side by
+    """Test every generated project on `pair` (see run_prepared)."""
+    projects = [Path(p).resolve() for p in projects]
+    specs = specs if specs is not None else [load_project_spec(p) for p in projects]
+    items = [
+        WorkItem(s.module.name, lambda workdir, p=p, s=s: prepare(p, pair, s, workdir, stress_seconds, check_timeout))
+        for p, s in zip(projects, specs)
+    ]
+    return run_prepared(items, pair, timeout, accel, keep_logs, jobs, snapshot, on_line)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One module to run: a name (for logs and build failures) and how to make
+    its payload (called in a build thread with a scratch directory)."""
+
+    name: str
+    prepare: Callable[[Path], Prepared]
+
+
+def run_prepared(items: list[WorkItem], pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
+                 keep_logs: Path | None = None, jobs: int = 2, snapshot: bool | SnapshotStore = True,
+                 on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
+    """Run every item on `pair` in as few boots as possible: `jobs` VMs side by
     side, each running one module after another; a VM is started (restored from
     the snapshot, or booted) while kbuild compiles, and replaced after a module
     that crashed it, tainted it or stayed loaded: that costs that module only.
-    A build failure is that module's result (exit 3), except with a single project,
-    where BuildFailed is raised (the CLI shows the compiler's messages)."""
-    projects = [Path(p).resolve() for p in projects]
-    specs = specs if specs is not None else [load_project_spec(p) for p in projects]
+    A build failure (UserError from prepare) is that item's result (exit 3),
+    except with a single item, where it is raised (the CLI shows the compiler's
+    messages). Results come back in the items' order."""
     vm_setup = machine_for(pair, accel)
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
-    jobs = max(1, min(jobs, len(projects)))
-    results: list[TestRun | None] = [None] * len(projects)
+    jobs = max(1, min(jobs, len(items)))
+    results: list[TestRun | None] = [None] * len(items)
     failures: list[BaseException] = []
     work: queue.Queue = queue.Queue()
-    for i in range(len(projects)):
+    for i in range(len(items)):
         work.put(i)
 
     def logs(i: int) -> Path | None:
         if keep_logs is None:
             return None
-        return keep_logs / f"{i + 1:03d}-{specs[i].module.name}" if len(projects) > 1 else keep_logs
+        return keep_logs / f"{i + 1:03d}-{items[i].name}" if len(items) > 1 else keep_logs
 
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp, ThreadPoolExecutor(max_workers=jobs) as builder:
-        built = [builder.submit(prepare, p, pair, s, Path(tmp) / str(i), stress_seconds, check_timeout)
-                 for i, (p, s) in enumerate(zip(projects, specs))]
-
+        built = [builder.submit(item.prepare, Path(tmp) / str(i)) for i, item in enumerate(items)]
         def worker(number: int) -> None:
             vm = None
             try:
@@ -363,9 +382,9 @@ def run_batch(projects: list[Path], pair: KernelPair, timeout: float = 60.0, acc
                     try:
                         prep = built[i].result()
                     except UserError as exc:
-                        if len(projects) == 1:
+                        if len(items) == 1:
                             raise
-                        results[i] = _build_failed(specs[i].module.name, pair.release, exc)
+                        results[i] = _build_failed(items[i].name, pair.release, exc)
                         continue
                     vm.workdir = logs(i)
                     pr = vm.run(prep.payload, timeout, (lambda line, i=i: on_line(i, line)) if on_line else None)
