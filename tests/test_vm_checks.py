@@ -199,6 +199,23 @@ def test_a_check_within_its_limit_does_not_wait_for_the_watchdog(tmp_path):
     assert "TIMEOUT" not in fd3 and "killed" not in fd3
 
 
+def test_a_check_in_module_code_gets_no_signal_and_bails_out(tmp_path):
+    """A task whose kernel stack has a module frame (`_in_module`, faked here) is not
+    signalled: a pending signal can make an interruptible sleep loop spin."""
+    import os
+    import signal
+
+    pids = tmp_path / "pids"
+    rc, fd3, took = _run_checks(tmp_path, 1, {"in module": f"exec >/dev/null 2>&1; sleep 300 & echo $! > {pids}; wait"}, prelude="_in_module() { return 0; }")
+    sleeper = int(pids.read_text())
+    try:
+        assert rc == 99 and "is in the module's code; its kernel stack:" in fd3, fd3
+        assert fd3.rstrip().splitlines()[-1] == "Bail out! check 1 is stuck in the kernel" and took < 4
+        assert not _gone(sleeper) and "T" not in Path(f"/proc/{sleeper}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
+
+
 def test_a_check_that_survives_sigkill_bails_out_and_powers_off(tmp_path):
     """A task stuck in the kernel ignores SIGKILL; here `_alive` is made to say so."""
     rc, fd3, took = _run_checks(tmp_path, 1, {"stuck": "sleep 300", "never": "true"}, prelude="_alive() { return 0; }")

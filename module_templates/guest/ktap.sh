@@ -90,14 +90,14 @@ _alive() {
     return 1
 }
 
-# _kill_tree PID: SIGKILL it and all its descendants, each stopped before its
-# children are listed so none forks meanwhile; the pids end up in $_tree.
-_kill_tree() {
+# _walk PID [SIGNAL]: PID and all its descendants in $_tree, each sent SIGNAL (if
+# given) before its children are listed, so a stopped process forks no more.
+_walk() {
     _tree=; _todo=$1
     while [ -n "$_todo" ]; do
         _next=
         for _p in $_todo; do
-            kill -STOP $_p 2>/dev/null
+            [ -n "$2" ] && kill -$2 $_p 2>/dev/null
             _tree="$_tree $_p"
             _c=  # the file has no final newline: read fails yet sets _c
             read -r _c < /proc/$_p/task/$_p/children 2>/dev/null
@@ -105,31 +105,48 @@ _kill_tree() {
         done
         _todo=$_next
     done
-    kill -KILL $_tree 2>/dev/null
 }
 
-# _timed_out N NAME PID: the check outlived $DBGS_CHECK_TIMEOUT. Kill it; if some of
-# it is still there a second later it is stuck in the kernel (a SIGKILL takes effect
-# on the way back to user space): show where, bail out, power off.
+# _in_module PID: its kernel stack has a module's frame ("... [name]").
+_in_module() {
+    while read -r _l; do
+        case $_l in *" ["*"]") return 0 ;; esac
+    done < /proc/$1/stack 2>/dev/null
+    return 1
+}
+
+# _timed_out N NAME PID: the check outlived $DBGS_CHECK_TIMEOUT. A task in a module's
+# code is stuck there: no signal, since a pending one can turn an interruptible sleep
+# loop into a busy loop that starves the guest. Otherwise SIGKILL the tree; what is
+# still there a second later is stuck in the kernel. Stuck: show where, bail out,
+# power off.
 _timed_out() {
     echo "dbgscaffold: check $1 exceeded its limit of $DBGS_CHECK_TIMEOUT s" > "$DBGS_KMSG"
-    _kill_tree $3
-    _i=0
-    while :; do
-        _left=
-        for _p in $_tree; do _alive $_p && _left="$_left $_p"; done
-        [ -z "$_left" ] && return 0
-        [ $_i -ge 10 ] && break
-        sleep 0.1
-        _i=$((_i + 1))
-    done
+    _walk $3
+    _left=
+    for _p in $_tree; do _in_module $_p && _left="$_left $_p"; done
+    _why="is in the module's code"
+    if [ -z "$_left" ]; then
+        _walk $3 STOP
+        kill -KILL $_tree 2>/dev/null
+        _i=0
+        while :; do
+            _left=
+            for _p in $_tree; do _alive $_p && _left="$_left $_p"; done
+            [ -z "$_left" ] && return 0
+            [ $_i -ge 10 ] && break
+            sleep 0.1
+            _i=$((_i + 1))
+        done
+        _why="survived SIGKILL"
+    fi
     # No "end check": the check never ended, so later kernel reports are still its.
     echo "dbgscaffold: check $1 is stuck in the kernel" > "$DBGS_KMSG"
     read -r _t1 _ < /proc/uptime
     echo "# uptime: $t0 $_t1" >&3
     for _p in $_left; do
         _comm=?; read -r _comm < /proc/$_p/comm 2>/dev/null
-        diag "$_comm (pid $_p) survived SIGKILL; its kernel stack:"
+        diag "$_comm (pid $_p) $_why; its kernel stack:"
         while read -r _l; do diag "  $_l"; done < /proc/$_p/stack 2>/dev/null
     done
     printf 'not ok %d %s # TIMEOUT per-check limit %s s\n' "$1" "$2" "$DBGS_CHECK_TIMEOUT" >&3
