@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_cli
 from dbgscaffold.cli import STRESS_SECONDS
-from test_vm_module import new_module, series, vm_test  # noqa: F401 (series is a fixture)
+from test_vm_module import new_module, require_6_1, series, vm_test  # noqa: F401 (series is a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +56,9 @@ def test_the_classic_module_passes_under_stress(series, tmp_path):
     print(f"\n{run['kernel']}: stress {stress_seconds(run):.2f} s ({reads} reads, {writes} writes)")
 
 
-def overrun_module(tmp_path: Path) -> Path:
-    """A custom write handler that copies `count` bytes into its 64-byte buffer unchecked."""
+def overrun_module(tmp_path: Path, bound: str = "") -> Path:
+    """A custom write handler whose bound on `count` is replaced by `bound` (by default
+    none: it copies `count` bytes into its 64-byte buffer unchecked)."""
     spec = tmp_path / "overrun.toml"
     spec.write_text(OVERRUN_SPEC)
     r = run_cli("new", "--spec", str(spec), "-o", str(tmp_path / "overrun"))
@@ -65,7 +66,7 @@ def overrun_module(tmp_path: Path) -> Path:
     handler = tmp_path / "overrun" / "user" / "cmd.c"
     text = handler.read_text()
     assert UNBOUNDED in text
-    handler.write_text(text.replace(UNBOUNDED, "", 1))
+    handler.write_text(text.replace(UNBOUNDED, bound, 1))
     return tmp_path / "overrun"
 
 
@@ -81,3 +82,22 @@ def test_an_unbounded_write_passes_the_normal_checks_and_fails_under_stress(seri
     assert "overrun_cmd_write" in bad[0]["crash"]["title"], bad[0]
     assert run["verdict"].startswith("crash: WARNING in overrun_cmd_write [overrun] in check ")
     assert "W" in run["taint"]["letters"]
+
+
+def test_a_lock_leaked_on_the_error_path_hangs_the_read_back_under_stress(tmp_path):
+    """The oversized write returns -ENOSPC with the mutex held: the next write blocks for
+    ever in mutex_lock; the per-check limit names the check and shows the stack."""
+    series = require_6_1()
+    leak = "\tmutex_lock(&state_lock);\n\tif (count > sizeof(buf) - 1)\n\t\treturn -ENOSPC;\n\tmutex_unlock(&state_lock);\n"
+    project = overrun_module(tmp_path, leak)
+    code, doc, output = vm_test(project, series, tmp_path)
+    assert code == 0, output
+    code, doc, output = vm_test(project, series, tmp_path, "--stress", "--check-timeout", "3")
+    assert code == 5, output
+    run = doc["runs"][0]
+    stuck = next(c for c in run["checks"] if c["status"] == "timeout")
+    assert stuck["name"] == "stress: cmd: random and oversized writes", stuck
+    # the next oversized write waits in the handler for the mutex its predecessor kept
+    assert stuck["diagnostics"][0].startswith("dd (pid ") and "in the module's code" in stuck["diagnostics"][0], stuck
+    assert any("overrun_cmd_write+" in d and "[overrun]" in d for d in stuck["diagnostics"]), stuck
+    assert run["verdict"] == f"timeout: check {stuck['number']} 'stress: cmd: random and oversized writes' exceeded its time limit"
