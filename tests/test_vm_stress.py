@@ -3,7 +3,8 @@
 The classic module stays clean under concurrent readers and writers and random
 and oversized writes; a custom write handler that forgot to bound `count`
 passes every normal check yet --stress catches it (copy_from_user past its
-64-byte buffer: hardened usercopy WARNs), naming the check that did it.
+64-byte buffer: hardened usercopy WARNs), naming the check that did it; so does
+one that keeps its mutex on an error path (the next write hangs: a timeout).
 """
 
 from __future__ import annotations

@@ -10,8 +10,14 @@ What is checked follows the type table: the read-back format is the type's
 `read_format` (how the kernel prints it), writability its `writes` and the
 kernel version (a blob is read-only before 6.8 whatever its mode).
 
-Pure: plan(), script(), printf_format(). The user's tests/*.sh are added by
-user_checks() (reads the project directory).
+With a per-check limit (script(check_timeout=)), run_check kills a check that
+outlives it and reports `not ok N NAME # TIMEOUT`; a check stuck in a module's
+code (or surviving SIGKILL) ends the run at once: its kernel stack, `Bail out!`,
+power-off. With stress_seconds, stress_checks() adds random and oversized writes,
+concurrent readers and writers and a read-back while the module is loaded.
+
+Pure: plan(), script(), stress_checks(), printf_format(). The user's tests/*.sh
+are added by user_checks() (reads the project directory).
 """
 
 from __future__ import annotations
