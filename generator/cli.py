@@ -479,3 +479,8 @@ def main() -> None:
 
 
 __all__ = ["cli", "main", "EXIT_USAGE"]
+
+
+from .lab.cli import lab as _lab  # noqa: E402 - the `lab` group (its commands import lazily)
+
+cli.add_command(_lab)

@@ -1,0 +1,49 @@
+"""`lab grade` on one machine: collect and unpack submissions, run them all in
+as few boots as possible (engine.run_projects, --jobs VMs), build the report.
+Edge only; the report format and the pure parts are in grade.py.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+from .manifest import Lab
+
+
+def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout: float, check_timeout: float,
+                 shard_spec: str | None = None, progress: Callable[[str], None] | None = None) -> tuple[dict, float, int]:
+    """Grade every submission in `folder` (or one shard of them); returns (report, seconds, count)."""
+    from ..vm import images
+    from .engine import Outcome, run_projects
+    from .grade import extract, find_submissions, project_root, report_doc, shard, student_doc
+    from .run import plan, score
+    from ..vm.runner import _build_failed
+
+    subs = shard(find_submissions(folder), shard_spec)
+    pair = images.pair_for(kernel) if kernel else images.default_pair()[0]
+    if progress:
+        progress(f"grading {len(subs)} submissions of lab {lab.id} on {pair.release} with {jobs} VMs")
+    t0 = time.monotonic()
+    docs = []
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-grade-") as tmp:
+        projects, refused = [], []
+        for i, sub in enumerate(subs):
+            if sub.path.is_dir():
+                projects.append((sub.student, project_root(sub.path)))
+                continue
+            try:
+                projects.append((sub.student, extract(sub.path, Path(tmp) / f"{i:04d}")))
+            except UserError as exc:
+                refused.append((sub.student, exc))
+        for student, exc in refused:  # an unreadable or unsafe tarball: 0 points, said why
+            run = _build_failed(lab.module, pair.release, exc)
+            o = Outcome(student, pair.release, score(lab, plan(lab, True), run), run, (str(exc),))
+            docs.append(student_doc(o))
+        if projects:
+            for o in run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout, check_timeout=check_timeout):
+                docs.append(student_doc(o))
+    return report_doc(lab, docs), time.monotonic() - t0, len(subs)
