@@ -105,3 +105,16 @@ def test_a_lock_leaked_on_the_error_path_hangs_the_read_back_under_stress(tmp_pa
     assert stuck["diagnostics"][0].startswith("dd (pid ") and "in the module's code" in stuck["diagnostics"][0], stuck
     assert any("overrun_cmd_write+" in d and "[overrun]" in d for d in stuck["diagnostics"]), stuck
     assert run["verdict"] == f"timeout: check {stuck['number']} 'stress: cmd: random and oversized writes' exceeded its time limit"
+
+
+def test_every_entry_type_holds_under_stress(series, tmp_path):
+    """The example spec (every type; a custom file with the generated handlers) under --stress."""
+    example = Path(__file__).resolve().parent.parent / "generator" / "specs" / "example.toml"
+    r = run_cli("new", "--spec", str(example), "-o", str(tmp_path / "every"))
+    assert r.exit_code == 0, r.output
+    code, doc, output = vm_test(tmp_path / "every", series, tmp_path, "--stress")
+    assert code == 0, output
+    run = doc["runs"][0]
+    names = [c["name"] for c in run["checks"] if c["name"].startswith("stress:")]
+    assert "stress: control: random and oversized writes" in names and "stress: every file still reads" in names
+    assert stress_seconds(run) < STRESS_SECONDS + 1, stress_seconds(run)
