@@ -31,7 +31,8 @@ def _build_verdict(exc: UserError, project: Path) -> tuple[str, tuple[str, ...]]
 
     prefix = str(Path(project).resolve()) + "/"
     if isinstance(exc, BuildFailed) and (exc.result.errors or exc.result.diagnostics):
-        shown = [str(d).replace(prefix, "") for d in (exc.result.errors or exc.result.diagnostics)]
+        compiler = [d for d in exc.result.errors if d.tool in ("gcc", "sparse")]
+        shown = [str(d).replace(prefix, "") for d in (compiler or exc.result.errors or exc.result.diagnostics)]
         return f"build failed: {shown[0]}", tuple(shown)
     lines = str(exc).replace(prefix, "").strip().splitlines()
     return f"build failed: {lines[0] if lines else exc}", tuple(lines)

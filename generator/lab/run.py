@@ -269,7 +269,7 @@ def locate_crash(report, build: LabBuild) -> SourceLocation | None:
     offset, exact = found
     try:
         table = subprocess.run(["objdump", "-t", str(build.ko_debug)], capture_output=True, text=True, timeout=30, check=False).stdout
-        sym = re.search(rf"^([0-9a-f]+) .{{7}}F (\S+)\s+[0-9a-f]+ {re.escape(report.function)}$", table, re.M)
+        sym = re.search(rf"^([0-9a-f]+) .{{6}}F (\S+)\s+[0-9a-f]+ {re.escape(report.function)}$", table, re.M)
         if sym is None:
             return None
         address = int(sym.group(1), 16) + offset - (0 if exact else 1)
