@@ -188,14 +188,14 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
             final_taint = int(m.group(1))
     hung = None  # the first check without a result in a run that timed out
     stopped = None  # the check after which the guest bailed out (an oops)
-    m = re.search(r"^Bail out! the kernel oopsed during check (\d+)", r.results, re.M)
+    m = re.search(r"^Bail out! (?:the kernel oopsed during check|check) (\d+)", r.results, re.M)
     if m:
         stopped = int(m.group(1))
     for n, name in enumerate(names, 1):
         t = doc.test(n)
         if t is None or t.ok is None:  # planned, but its result never arrived
             if stopped is not None and n > stopped:
-                results.append(CheckResult(n, name, "not run", (f"the guest stopped after the crash in check {stopped}",)))
+                results.append(CheckResult(n, name, "not run", (f"the guest stopped after check {stopped}",)))
                 continue
             if r.timed_out and not by_check.get(n):
                 if hung is None:
