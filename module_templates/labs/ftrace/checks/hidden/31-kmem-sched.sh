@@ -1,0 +1,70 @@
+# task: 3
+# title: kmem, sched_switch and workqueue events tell what the work did
+
+T=/sys/kernel/tracing
+# tracing_ready: tracefs mounted; the nop tracer, no filter, no event, an empty buffer, recording
+tracing_ready() {
+    if [ ! -e $T/trace ] && ! mount -t tracefs nodev $T 2> /tmp/.err; then
+        diag "mount -t tracefs nodev $T: $(cat /tmp/.err)"
+        return 1
+    fi
+    echo 0 > $T/tracing_on
+    echo nop > $T/current_tracer
+    echo > $T/set_ftrace_filter
+    echo > $T/set_graph_function
+    echo 0 > $T/events/enable
+    echo > $T/trace
+    echo 1 > $T/tracing_on
+}
+# saved: stop recording, keep the trace without its # header in /tmp/trace, reset
+# (read it before changing current_tracer: a new tracer empties the buffer)
+saved() {
+    echo 0 > $T/tracing_on
+    grep -v '^#' $T/trace > /tmp/trace
+    tracing_ready
+}
+# run N: write N to $ROOT/run
+run() { put_ok "$ROOT/run" "$1\n"; }
+# count PATTERN: lines of the saved trace matching the grep PATTERN
+count() { grep -c -e "$1" /tmp/trace; }
+# shown PATTERN: diagnostics with the saved trace's lines matching PATTERN (at most 8)
+shown() { grep -e "$1" /tmp/trace | head -n 8 | while IFS= read -r _l; do diag "  $_l"; done; }
+
+tracing_ready || { not_ok "tracefs ready"; exit 1; }
+for e in workqueue/workqueue_execute_start workqueue/workqueue_execute_end kmem/kmalloc kmem/kfree sched/sched_switch; do
+    echo 1 > $T/events/$e/enable || not_ok "enable $e"
+done
+run 5 || not_ok "write 5 to run"
+echo "mytrace check: the write returned" > $T/trace_marker
+saved
+line() { grep -n -e "$1" /tmp/trace | head -n 1 | cut -d: -f1; }
+start=$(line "workqueue_execute_start: .*function mytrace_work_fn")
+end=$(line "workqueue_execute_end: .*function mytrace_work_fn")
+mark=$(line "mytrace check: the write returned")
+if [ -n "$start" ] && [ -n "$end" ] && [ -n "$mark" ] && [ "$end" -lt "$mark" ]; then
+    ok "the work ended before the write returned"
+else
+    not_ok "the work ended before the write returned" "execute_start at line ${start:-none}, execute_end at ${end:-none}, the write returned at ${mark:-none}: wait with flush_work()"
+fi
+alloc=$(grep -e "kmalloc: call_site=mytrace_work_fn" /tmp/trace)
+if [ "$(echo "$alloc" | grep -c "bytes_req=320 ")" = 1 ]; then
+    ok "one kmalloc of 320 bytes (5 x 64) in mytrace_work_fn"
+else
+    not_ok "one kmalloc of 320 bytes (5 x 64) in mytrace_work_fn"
+    shown "kmalloc: call_site=mytrace_work_fn"
+fi
+ptr=$(echo "$alloc" | head -n 1 | sed -n "s/.* ptr=\([0-9a-fx]*\) .*/\1/p")
+# kfree is the work function's last call, a tail call: its call_site may be the caller's.
+if [ -n "$ptr" ] && [ "$(count "kfree: call_site=.* ptr=$ptr\$")" = 1 ]; then
+    ok "kfree of the same pointer"
+else
+    not_ok "kfree of the same pointer (${ptr:-none})" "the buffer leaks"
+fi
+pid=$(grep -e "workqueue_execute_start: .*function mytrace_work_fn" /tmp/trace | head -n 1 | sed -n "s/^ *[^ ]*-\([0-9][0-9]*\) .*/\1/p")
+slept=$(sed -n "${start:-1},${end:-1}p" /tmp/trace | grep -c "sched_switch: prev_comm=[^ ]* prev_pid=$pid prev_prio=[0-9]* prev_state=D ")
+if [ -n "$pid" ] && [ "$slept" -ge 1 ]; then
+    ok "the kworker (pid $pid) slept (state D) inside the work"
+else
+    not_ok "the kworker (pid ${pid:-?}) slept (state D) inside the work" "msleep() in mytrace_work_fn switches it out"
+    shown "sched_switch: prev_comm=kworker"
+fi
