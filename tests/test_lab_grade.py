@@ -57,7 +57,7 @@ def test_score_is_points_times_the_share_of_passing_checks():
     s = score(LAB, checks, run)
     assert [(t.number, t.points, t.passed, t.total) for t in s.tasks] == [(0, 1.0, 3, 3), (1, 1.0, 1, 2), (2, 2.0, 2, 2), (3, 0.0, 0, 2), (4, 2.0, 1, 1), (5, 1.5, 1, 2)]
     assert s.total == 7.5 and s.max_points == 12.0
-    assert s.checks[2].diagnostics == ("why 3",) and s.checks[2].hidden
+    assert s.checks[2].diagnostics == ("why 3",) and s.checks[2].hidden and s.checks[2].file == "15-remove.sh"
 
 
 def test_a_build_failure_scores_nothing():

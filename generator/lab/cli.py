@@ -222,7 +222,8 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
     table = Table()
     for col in ("lab", "kernel", "solution", "skeleton", "defects", "time"):
         table.add_column(col)
-    defects_total, missing = 0, False
+    found_defects: list[str] = []
+    missing = False
     try:
         if lab_id:
             labs, broken = [find_lab(lab_id)], []
@@ -236,26 +237,29 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
             pair = images.pair_for(kernel)
             pairs = {".".join(map(str, pair.version[:2])): pair}
         for name, exc in broken:
-            defects_total += 1
-            table.add_row(name, "-", "-", "-", f"does not load: {exc}", "-")
+            found_defects.append(f"{name}: the lab does not load:\n{exc}")
+            table.add_row(name, "-", "-", "-", "does not load", "-")
         for lb in labs:
-            series = [s for s in lb.kernels if s in pairs] if not kernel else list(pairs)
+            series = list(pairs) if kernel else [s for s in lb.kernels if s in pairs]
             for s in lb.kernels:
                 if s not in pairs and not kernel:
                     missing = True
-                    table.add_row(lb.id, s, "-", "-", f"no {s} kernel image + headers installed", "-")
+                    table.add_row(lb.id, s, "-", "-", f"no {s} kernel installed", "-")
             for s in series:
                 t0 = time.monotonic()
                 with out.status(f"{lb.id} on {pairs[s].release}..."):
                     r = selfcheck_lab(lb, pairs[s], timeout=timeout, check_timeout=check_timeout, jobs=jobs)
-                defects_total += len(r.defects)
-                table.add_row(lb.id, pairs[s].release, r.solution, r.skeleton, "\n".join(r.defects) or "none", f"{time.monotonic() - t0:.1f} s")
+                found_defects += [f"{lb.id} on {pairs[s].release}: {d}" for d in r.defects]
+                table.add_row(lb.id, pairs[s].release, r.solution, r.skeleton, str(len(r.defects)), f"{time.monotonic() - t0:.1f} s")
     except UserError as exc:
         _fail(exc)
     out.print(table)
-    if defects_total:
-        out.print(f"{defects_total} defect(s)")
+    for line in found_defects:
+        out.print(f"DEFECT {line}", markup=False)
+    if found_defects:
+        out.print(f"selfcheck: {len(found_defects)} defect(s)", markup=False)
         sys.exit(1)
+    out.print("selfcheck: no defects" + (" (some lab kernels are not installed)" if missing else ""), markup=False)
     if missing and not any(s in _series_pairs() for lb in labs for s in lb.kernels):
         sys.exit(EXIT_ENVIRONMENT)
 

@@ -193,6 +193,7 @@ class CheckOutcome:
     hidden: bool
     status: str
     diagnostics: tuple[str, ...] = ()
+    file: str = ""  # the lab's check file ("" for task 0's own checks)
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def score(lab: Lab, checks: list[PlannedCheck], run, where: str = "") -> Score:
     for n, c in enumerate(checks, 1):
         r = results.get(n)
         status = r.status if r is not None else ("build failed" if run.exit_code == EXIT_BUILD else "not run")
-        outcomes.append(CheckOutcome(n, c.name, c.task, c.hidden, status, tuple(r.diagnostics) if r else ()))
+        outcomes.append(CheckOutcome(n, c.name, c.task, c.hidden, status, tuple(r.diagnostics) if r else (), c.file))
     tasks = []
     for number, title, points in _task_list(lab):
         mine = [o for o in outcomes if o.task == number]

@@ -37,7 +37,7 @@ def defects(lab: Lab, solution, skeleton) -> list[str]:
             out.append(f"task {t.number} gets full marks on the skeleton")
     for c in skeleton.score.checks:
         if c.task and c.status in ("pass", "skip"):
-            label = f"{'hidden' if c.hidden else 'visible'} check {c.name!r}"
+            label = f"{'hidden' if c.hidden else 'visible'} check {c.file or c.name}"
             out.append(f"{label} passes on the skeleton: it cannot fail for task {c.task}")
     return out
 

@@ -167,14 +167,17 @@ def guest_setup(dest_root: str) -> str:
     """Shell lines (busybox ash, run as root in the guest) that make the packed
     staprun runnable: the loader at the path the binaries name (/lib64), the
     libraries on LD_LIBRARY_PATH, stapio where staprun looks for it
-    ($SYSTEMTAP_STAPIO), debugfs mounted for the relay files. Then
+    ($SYSTEMTAP_STAPIO) and staprun where stapio looks for it to unload the
+    module ($SYSTEMTAP_STAPRUN, else /usr/bin/staprun), debugfs mounted for the relay files. Then
     `$STAPRUN -o FILE MODULE.ko` (or plain, output on stdout) runs a module."""
     d = shlex.quote(dest_root)
     return "\n".join([
         f"STAP_ROOT={d}",
         'mkdir -p /lib64 && ln -sf "$STAP_ROOT/lib/ld-linux-x86-64.so.2" /lib64/ld-linux-x86-64.so.2',
-        'LD_LIBRARY_PATH="$STAP_ROOT/lib"; SYSTEMTAP_STAPIO="$STAP_ROOT/bin/stapio"; STAPRUN="$STAP_ROOT/bin/staprun"',
-        "export LD_LIBRARY_PATH SYSTEMTAP_STAPIO STAPRUN",
+        'LD_LIBRARY_PATH="$STAP_ROOT/lib"; STAPRUN="$STAP_ROOT/bin/staprun"',
+        # stapio is exec'd by staprun, and execs `staprun -d` to unload the module at the end
+        'SYSTEMTAP_STAPIO="$STAP_ROOT/bin/stapio"; SYSTEMTAP_STAPRUN="$STAPRUN"',
+        "export LD_LIBRARY_PATH SYSTEMTAP_STAPIO SYSTEMTAP_STAPRUN STAPRUN",
         "grep -q ' /sys/kernel/debug debugfs' /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug",
     ]) + "\n"
 

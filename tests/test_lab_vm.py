@@ -1,0 +1,129 @@
+"""Labs end to end in the VM, on both lab kernels (6.1 and 6.12).
+
+`lab start` + `lab check`: the skeleton fails every TODO task, the solution
+passes; `lab selfcheck` proves both labs; `lab grade` scores a folder with a
+solution, a skeleton tarball, a crasher and one that does not build — the crash
+is charged to its student only and located at file:line in its TODO; a
+solution of debugfs-fops without its lock fails the concurrency check.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import KERNEL_SERIES, require, require_tools, run_cli
+from dbgscaffold.vm import images, initramfs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=KERNEL_SERIES)
+def series(request) -> str:
+    require_tools("qemu-system-x86_64", "make", "strip", "objdump", "addr2line")
+    require(initramfs.BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")
+    pairs = [p for p in images.scan_pairs().pairs if p.release.startswith(request.param + ".")]
+    require(bool(pairs), f"a {request.param} kernel image + headers pair")
+    if request.param == "6.12":
+        require(shutil.which("zstd") is not None, "'zstd' on PATH (6.12 is zstd-compressed)")
+    return request.param
+
+
+def test_start_and_check_skeleton_fails_solution_passes(series, tmp_path):
+    skel, sol = tmp_path / "skel", tmp_path / "sol"
+    assert run_cli("lab", "start", "debugfs-basics", str(skel)).exit_code == 0
+    r = run_cli("lab", "check", str(skel), "--kernel", series)
+    assert r.exception is None and r.exit_code == 1, r.output
+    for task in range(1, 6):
+        assert f"FAIL task {task}  0/" in r.stdout, r.stdout
+    assert "pass task 0  1/1" in r.stdout
+    assert "no /sys/kernel/debug/mydebug: create it with debugfs_create_dir" in r.stdout  # the check's own hint
+    assert run_cli("lab", "solution", "debugfs-basics", str(sol)).exit_code == 0
+    r = run_cli("lab", "check", str(sol), "--kernel", series)
+    assert r.exit_code == 0, r.output
+    assert "12/12 points — pass: 8 checks" in r.stdout  # the 5 visible checks and task 0's 3: no hidden ones
+    assert "FAIL" not in r.stdout and "pass task 5  3/3" in r.stdout
+
+
+@pytest.mark.parametrize("lab", ["debugfs-basics", "debugfs-fops"])
+def test_selfcheck_passes(series, lab):
+    r = run_cli("lab", "selfcheck", lab, "--kernel", series)
+    assert r.exception is None and r.exit_code == 0, r.output
+    assert "selfcheck: no defects" in r.stdout and "DEFECT" not in r.stdout
+
+
+def test_selfcheck_finds_a_check_that_cannot_fail(series, tmp_path, monkeypatch):
+    from dbgscaffold.lab import manifest
+
+    labs = tmp_path / "labs"
+    shutil.copytree(manifest.labs_root() / "debugfs-basics", labs / "debugfs-basics")
+    (labs / "debugfs-basics" / "checks" / "hidden" / "99-always.sh").write_text("# task: 4\n# title: stale variable\nok \"always\"\n")
+    monkeypatch.setattr(manifest, "labs_root", lambda: labs)
+    r = run_cli("lab", "selfcheck", "debugfs-basics", "--kernel", series)
+    assert r.exit_code == 1, r.output
+    assert "hidden check 99-always.sh passes on the skeleton: it cannot fail for task 4" in r.stdout
+    assert "selfcheck: 1 defect(s)" in r.stdout
+
+
+def _crasher(sol: Path) -> None:
+    c = sol / "mydebug.c"
+    text = c.read_text()
+    bad = text.replace("\tif (count > C_SIZE - 1)\n\t\treturn -ENOSPC;\n", "\tif (count > C_SIZE - 1)\n\t\treturn -ENOSPC;\n\tkbuf = NULL;\n\tkbuf[count] = 'x';\n", 1)
+    assert bad != text
+    c.write_text(bad)
+
+
+def test_grade_a_folder(series, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    assert run_cli("lab", "solution", "debugfs-basics", str(subs / "alice")).exit_code == 0
+    assert run_cli("lab", "start", "debugfs-basics", str(tmp_path / "bob")).exit_code == 0
+    with tarfile.open(subs / "bob.tgz", "w:gz") as tar:
+        tar.add(tmp_path / "bob", arcname="bob")
+    assert run_cli("lab", "solution", "debugfs-basics", str(subs / "carol")).exit_code == 0
+    _crasher(subs / "carol")
+    assert run_cli("lab", "solution", "debugfs-basics", str(subs / "dave")).exit_code == 0
+    (subs / "dave" / "mydebug.c").write_text((subs / "dave" / "mydebug.c").read_text().replace("static u8 a = 5;", "static u8 a = 5"))
+    assert run_cli("lab", "solution", "debugfs-basics", str(subs / "erin")).exit_code == 0  # after the crasher
+    out = tmp_path / "report" / "grades.csv"
+    r = run_cli("lab", "grade", str(subs), "--lab", "debugfs-basics", "--kernel", series, "--out", str(out), "--jobs", "2")
+    assert r.exception is None and r.exit_code == 0, r.output
+    rows = {row["student"]: row for row in csv.DictReader(out.open())}
+    assert list(rows) == ["alice", "bob", "carol", "dave", "erin"]
+    assert (rows["alice"]["total"], rows["alice"]["exit"]) == ("12", "0")
+    assert (rows["erin"]["total"], rows["erin"]["exit"]) == ("12", "0")  # the crash before is not charged here
+    assert rows["bob"]["total"] == "1" and rows["bob"]["task 5"] == "0" and rows["bob"]["exit"] == "1"
+    assert rows["dave"]["total"] == "0" and rows["dave"]["exit"] == "3"
+    assert rows["dave"]["verdict"].startswith("build failed: mydebug.c:29:1: error: expected")
+    carol = rows["carol"]
+    assert carol["exit"] == "6" and carol["task 5"] == "0" and carol["task 1"] == "2" and carol["task 4"] == "2"
+    doc = json.loads(out.with_suffix(".json").read_text())
+    c = next(s for s in doc["students"] if s["student"] == "carol")
+    assert c["crash"]["function"] == "c_write"
+    assert c["crash_location"].startswith("mydebug.c:87 (c_write, in TODO 5 (replace c_data;"), c["crash_location"]
+    checks = {x["name"]: x for x in c["checks"]}
+    assert any(x["hidden"] for x in c["checks"])
+    crashed = [x for x in c["checks"] if x["status"] == "crashed"]
+    assert len(crashed) == 1 and crashed[0]["task"] == 5 and checks
+    d = next(s for s in doc["students"] if s["student"] == "dave")
+    assert d["build_errors"][0].startswith("mydebug.c:29:1: error:")
+
+
+def test_fops_without_its_lock_fails_the_concurrency_check(series, tmp_path):
+    from dbgscaffold.lab.engine import run_projects
+    from dbgscaffold.lab.manifest import find_lab
+    from dbgscaffold.lab.project import write_project
+
+    lab = find_lab("debugfs-fops")
+    write_project(lab, tmp_path / "nolock", solution=True)
+    c = tmp_path / "nolock" / "fopslab.c"
+    c.write_text(c.read_text().replace("\tmutex_lock(&buf_lock);\n", "").replace("\tmutex_unlock(&buf_lock);\n", ""))
+    o = run_projects(lab, [("nolock", tmp_path / "nolock")], images.pair_for(series), hidden=True)[0]
+    failed = [x for x in o.score.checks if x.status != "pass"]
+    assert [x.name for x in failed] == ["task 3: two writers and a reader at once: every read is one writer's whole content"]
+    assert any("torn" in d for d in failed[0].diagnostics)
