@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..errors import UserError
 from .manifest import Lab
-from .run import LabBuild, PlannedCheck, Score, first_crash, locate_crash, plan, prepare, score
+from .run import LabBuild, PlannedCheck, Score, first_crash, lab_plan, locate_crash, prepare, score
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool,
     A build failure is that project's result (0 points, the compiler's first error)."""
     from ..vm.runner import WorkItem, _build_failed, run_prepared
 
-    checks: list[PlannedCheck] = plan(lab, hidden)
+    checks: list[PlannedCheck] = lab_plan(lab, hidden)
     builds: dict[int, LabBuild] = {}
     failed: dict[int, UserError] = {}
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-lab-") as tmp:

@@ -20,7 +20,7 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
     from ..vm import images
     from .engine import Outcome, run_projects
     from .grade import extract, find_submissions, project_root, report_doc, shard, student_doc
-    from .run import plan, score
+    from .run import lab_plan, score
     from ..vm.runner import _build_failed
 
     subs = shard(find_submissions(folder), shard_spec)
@@ -41,7 +41,7 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
                 refused.append((sub.student, exc))
         for student, exc in refused:  # an unreadable or unsafe tarball: 0 points, said why
             run = _build_failed(lab.module, pair.release, exc)
-            o = Outcome(student, pair.release, score(lab, plan(lab, True), run), run, (str(exc),))
+            o = Outcome(student, pair.release, score(lab, lab_plan(lab, True), run), run, (str(exc),))
             docs.append(student_doc(o))
         if projects:
             for o in run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout, check_timeout=check_timeout):

@@ -62,6 +62,16 @@ def plan(lab: Lab, hidden: bool) -> list[PlannedCheck]:
     return out
 
 
+def lab_plan(lab: Lab, hidden: bool) -> list[PlannedCheck]:
+    """The plan of a run: plan() for a module lab; a kind's helper may define its own
+    `plan(lab, hidden)` (its prepare() must then pack the checks in that order)."""
+    if lab.kind != "module":
+        helper = _kind_helper(lab)
+        if hasattr(helper, "plan"):
+            return list(helper.plan(lab, hidden))
+    return plan(lab, hidden)
+
+
 def run_script(lab: Lab, checks: list[PlannedCheck], series: str, check_timeout: float | None = None) -> str:
     """The payload's run.sh: like checks.script() (same library, KTAP on fd 3), with
     $SERIES for lessons that differ by kernel. A module or file left behind keeps the
@@ -148,7 +158,11 @@ def prepare(lab: Lab, project: Path, pair, workdir: Path, hidden: bool, check_ti
     from ..vm.runner import Prepared
 
     if lab.kind != "module":
-        return _kind_helper(lab).prepare(lab, project, pair, workdir, hidden, check_timeout)
+        helper = _kind_helper(lab)
+        if not hasattr(helper, "prepare"):
+            raise UserError(f"{lab.root / 'lab.toml'}: error: lab {lab.id!r} is of kind {lab.kind!r}, but dbgscaffold.lab.{lab.kind} "
+                            "has no prepare(lab, project, pair, workdir, hidden, check_timeout) yet. Fix: finish that helper (docs/labs-format.md).")
+        return helper.prepare(lab, project, pair, workdir, hidden, check_timeout)
     ko, debug, build_seconds = build_lab_module(lab, project, pair, workdir, cache)
     if builds is not None:
         builds[key] = LabBuild(Path(project), debug)
