@@ -74,6 +74,9 @@ def main() -> int:
     exits = collections.Counter(s["exit"] for s in doc["students"])
     full = sum(1 for s in doc["students"] if s["total"] == s["max"])
     print(f"full marks: {full}; exit codes: {dict(sorted(exits.items()))} (0 pass, 1 checks failed, 3 build, 5 timeout, 6 crash)")
+    build = sum(s["seconds"]["build"] for s in doc["students"])
+    vm = sum(s["seconds"]["vm"] for s in doc["students"])
+    print(f"summed over submissions: kbuild {build:.0f} s, VM runs {vm:.0f} s (both overlap across --jobs threads and VMs)")
     per = wall / max(1, count)
     projected = per * TARGET_COUNT
     print(f"total {wall:.1f} s for {count} submissions: {per:.2f} s each with --jobs {args.jobs}; "

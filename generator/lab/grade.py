@@ -136,6 +136,7 @@ def student_doc(outcome) -> dict:
             for c in s.checks
         ],
     }
+    doc["seconds"] = {"build": round(getattr(outcome.run, "build_seconds", 0.0), 2), "vm": round(getattr(outcome.run, "wall_seconds", 0.0), 2)}
     if s.where:
         doc["crash_location"] = s.where
     if outcome.build_errors:

@@ -138,10 +138,12 @@ def build_lab_module(lab: Lab, project: Path, pair, workdir: Path, cache: Path |
         if built.name != lab.module:
             raise UserError(f"{project}: error: the build made {built.name}.ko; the lab expects {lab.module}.ko. Fix: obj-m := {lab.module}.o in Kbuild.")
         debug = built.ko
-        if cache is not None:
+        if cache is not None:  # atomically: another build thread may be reading it
             (cache / key).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(built.ko, cache / key / built.ko.name)
+            tmp = cache / key / f".{built.ko.name}.{id(workdir)}"
+            shutil.copy2(built.ko, tmp)
             debug = cache / key / built.ko.name
+            tmp.replace(debug)
     stripped = workdir / f"{lab.module}.ko"
     workdir.mkdir(parents=True, exist_ok=True)
     if shutil.which("strip"):
