@@ -33,8 +33,8 @@ static void mytrace_work_fn(struct work_struct *work);
 static DECLARE_WORK(mytrace_work, mytrace_work_fn);
 /* END TODO 3 */
 
-/* TODO 1: make mytrace_step a real function the function tracer can see (never inlined) */
-static noinline void mytrace_step(unsigned int i, unsigned int n)
+/* TODO 1: make mytrace_step a function of its own for the tracer: never inlined, never cloned */
+static noinline __noclone void mytrace_step(unsigned int i, unsigned int n)
 /* skel: static void mytrace_step(unsigned int i, unsigned int n) */
 /* END TODO 1 */
 {

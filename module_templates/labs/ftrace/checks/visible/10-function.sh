@@ -36,7 +36,8 @@ tracing_ready || { not_ok "tracefs ready"; exit 1; }
 if echo mytrace_step > $T/set_ftrace_filter 2> /tmp/.err; then
     ok "set_ftrace_filter accepts mytrace_step: $(cat $T/set_ftrace_filter)"
 else
-    not_ok "set_ftrace_filter accepts mytrace_step" "not traceable: a static function the compiler inlined has no entry of its own (mark it noinline)"
+    not_ok "set_ftrace_filter accepts mytrace_step" "no traceable function of that name: an inlined function has no entry of its own (noinline), a cloned one another name (__noclone)"
+    grep mytrace $T/available_filter_functions | while IFS= read -r _l; do diag "available: $_l"; done
     exit 1
 fi
 echo function > $T/current_tracer
