@@ -27,7 +27,7 @@
 
 static struct dentry *mytrace_dir;
 static unsigned long mytrace_total;	/* steps run since load */
-/* TODO 3: the work item and the number of steps it allocates for */
+/* TODO 3: the work item mytrace_work (DECLARE_WORK) and the N it allocates for */
 static unsigned int mytrace_work_steps;
 static void mytrace_work_fn(struct work_struct *work);
 static DECLARE_WORK(mytrace_work, mytrace_work_fn);
@@ -44,7 +44,7 @@ static noinline __noclone void mytrace_step(unsigned int i, unsigned int n)
 	/* END TODO 2 */
 }
 
-/* TODO 3: the work: kmalloc N * 64 bytes, sleep 20 ms, free them */
+/* TODO 3: mytrace_work_fn: kmalloc N * BYTES_PER_STEP bytes, msleep(20), kfree */
 static void mytrace_work_fn(struct work_struct *work)
 {
 	void *buf = kmalloc(mytrace_work_steps * BYTES_PER_STEP, GFP_KERNEL);
@@ -54,6 +54,7 @@ static void mytrace_work_fn(struct work_struct *work)
 }
 
 /* END TODO 3 */
+
 static ssize_t run_write(struct file *file, const char __user *ubuf,
 			 size_t count, loff_t *ppos)
 {
