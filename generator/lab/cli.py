@@ -149,7 +149,7 @@ def _print_outcome(o, out) -> None:
         for c in s.checks:
             if c.task != t.number or c.status in ("pass", "skip"):
                 continue
-            out.print(f"       {c.status}: {c.name}" + (f" ({c.name and c.hidden and 'hidden'})" if c.hidden else ""), markup=False)
+            out.print(f"       {c.status}: {c.name}" + (" (hidden)" if c.hidden else ""), markup=False)
             for d in c.diagnostics[:8]:
                 if d.startswith(("uptime:", "taint:")):
                     continue
