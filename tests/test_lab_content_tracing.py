@@ -178,6 +178,9 @@ MUTANTS = {
             {"40-flush.sh", "41-flush-keeps.sh"}),
     }),
     "kprobes": ("myprobes.c", {
+        "forgets unregister_kprobe on exit": (  # the oops is this student's, in 15, not the next one's
+            [("\tunregister_kprobe(&myprobes_kp);\n\t/* END TODO 1 */\n}", "\t/* END TODO 1 */\n}")],
+            {"15-unregister.sh", "31-bad-symbol.sh"}),
         "hits writable": (
             [('debugfs_create_atomic_t("hits", 0444', 'debugfs_create_atomic_t("hits", 0644')],
             {"11-hits-only.sh"}),
