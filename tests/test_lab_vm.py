@@ -105,6 +105,17 @@ def test_grade_a_folder(series, tmp_path):
     assert d["build_errors"][0].startswith("mydebug.c:29:1: error:")
 
 
+def test_check_points_a_crash_at_its_line_and_todo(series, tmp_path):
+    require_tools("objdump", "addr2line")
+    assert run_cli("lab", "solution", "debugfs-basics", str(tmp_path / "carol")).exit_code == 0
+    _crasher(tmp_path / "carol")
+    r = run_cli("lab", "check", str(tmp_path / "carol"), "--kernel", series)
+    assert r.exception is None and r.exit_code == 6, r.output
+    assert "crash at mydebug.c:87 (c_write, in TODO 5 (replace c_data;" in r.stdout
+    assert "crash: BUG: kernel NULL pointer dereference in c_write [mydebug]" in r.stdout
+    assert "FAIL task 5  0/3" in r.stdout and "pass task 4  2/2" in r.stdout
+
+
 def test_fops_without_its_lock_fails_the_concurrency_check(series, tmp_path):
     from dbgscaffold.lab.engine import run_projects
     from dbgscaffold.lab.manifest import find_lab

@@ -44,6 +44,14 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
             o = Outcome(student, pair.release, score(lab, lab_plan(lab, True), run), run, (str(exc),))
             docs.append(student_doc(o))
         if projects:
-            for o in run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout, check_timeout=check_timeout):
+            done: set[int] = set()
+
+            def on_line(i: int, line: str) -> None:  # run.sh's last line: that submission's run is over
+                if progress and line.startswith("# taint: ") and "->" not in line and i not in done:
+                    done.add(i)
+                    progress(f"  {len(done)}/{len(projects)} run: {projects[i][0]}")
+
+            for o in run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout, check_timeout=check_timeout,
+                                  on_line=on_line):
                 docs.append(student_doc(o))
     return report_doc(lab, docs), time.monotonic() - t0, len(subs)
