@@ -32,5 +32,6 @@ packages=(
     linux-image-amd64 linux-headers-amd64 linux-source-6.1 linux-source-6.12
     linux-image-6.12-amd64 linux-headers-6.12-amd64
     busybox-static qemu-system-x86 zstd
+    systemtap systemtap-runtime patch
 )
 apt-get install -y --no-install-recommends "${packages[@]}"

@@ -26,6 +26,7 @@ This module does not import the rest of dbgscaffold.lab (it lands on its own).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shlex
@@ -163,6 +164,30 @@ def stap_errors(output: str, limit: int = 25) -> list[str]:
     return keep[:limit]
 
 
+_KPROBE_FUNCTION = re.compile(r'\bkprobe\s*\.\s*function\s*\(\s*"([^"]*)"\s*\)')
+_STAP_COMMENT = re.compile(r'/\*.*?\*/|//[^\n]*|#[^\n]*', re.S)
+SYMBOLS_STUB = "The real System.map is in"  # Debian's /boot/System.map-RELEASE
+
+
+def kprobe_functions(script: str) -> list[str]:
+    """The function names of a script's kprobe.function("NAME") probes, in order, once each
+    (comments ignored; a string containing a comment marker is rare enough here)."""
+    seen: list[str] = []
+    for name in _KPROBE_FUNCTION.findall(_STAP_COMMENT.sub(" ", script)):
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def symbol_map(names: Sequence[str]) -> str:
+    """A System.map naming `names` as kernel text. stap 4.8 checks kprobe.function
+    names against the symbol table but registers the probes by name (symbol_name,
+    address 0): the kernel resolves them when the module loads, so the addresses
+    here are placeholders, never used."""
+    marks = ["_text", "_stext"] + [n for n in names if n not in ("_text", "_stext", "_etext")] + ["_etext"]
+    return "".join(f"{0xffffffff81000000 + 16 * i:016x} T {n}\n" for i, n in enumerate(marks))
+
+
 def guest_setup(dest_root: str) -> str:
     """Shell lines (busybox ash, run as root in the guest) that make the packed
     staprun runnable: the loader at the path the binaries name (/lib64), the
@@ -280,6 +305,47 @@ def prepared_runtime(stap_version: str, release: str, source: Path = STOCK_RUNTI
     return target
 
 
+def real_symbol_map(release: str, boot: Path = Path("/boot")) -> Path | None:
+    """The kernel's real System.map, if installed (Debian's /boot one is a stub
+    naming linux-image-RELEASE-dbg)."""
+    for p in (Path(boot) / f"System.map-{release}", Path("/usr/lib/debug/boot") / f"System.map-{release}"):
+        try:
+            with open(p, errors="replace") as f:
+                head = f.read(200)
+        except OSError:
+            continue
+        if head and SYMBOLS_STUB not in head:
+            return p
+    return None
+
+
+def build_tree(release: str, names: Sequence[str], cache: Path | None = None, root: Path = MODULES_ROOT) -> Path:
+    """A kernel build tree for `stap -r DIR`: symlinks to every entry of the
+    headers' build directory plus a System.map naming `names` (symbol_map()).
+    Cached per release and name set; written atomically."""
+    build = headers_dirs(release, root)[0]
+    text = symbol_map(names)
+    key = hashlib.sha256(f"{build}\0{text}".encode()).hexdigest()[:16]
+    target = (cache or cache_dir()) / "systemtap" / f"tree-{release}-{key}"
+    if (target / "System.map").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        for entry in sorted(os.listdir(build)):
+            if entry != "System.map":
+                os.symlink(build / entry, tmp / entry)
+        (tmp / "System.map").write_text(text)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process made it first
+            if not (target / "System.map").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 @dataclass(frozen=True)
 class Compiled:
     ko: Path
@@ -309,7 +375,17 @@ def compile_module(script: str | Path, release: str, module_name: str, workdir: 
         script_path = workdir / f"{module_name}.stp"
         script_path.write_text(script)
         shown = script_path.name
-    argv = [str(stap), "-p4", "-r", release, "-m", module_name, "-R", str(runtime)]
+    text = script_path.read_text(errors="replace")
+    target = release
+    if real_symbol_map(release) is None:  # Debian: no symbol table; name the probed functions
+        names = kprobe_functions(text)
+        wild = [n for n in names if any(c in n for c in "*?[")]
+        if wild:
+            raise StapFailed(f"{shown}: error: kprobe.function(\"{wild[0]}\"): a wildcard needs the kernel's symbol table, "
+                             f"which {release} does not ship (/boot/System.map-{release} is a stub). Fix: name the function, "
+                             f"or apt-get install linux-image-{release}-dbg.")
+        target = str(build_tree(release, names, root=root))
+    argv = [str(stap), "-p4", "-r", target, "-m", module_name, "-R", str(runtime)]
     if data.kcflags and runtime != STOCK_RUNTIME:
         argv += ["-B", "KCFLAGS=" + " ".join(data.kcflags)]
     argv += [*extra_args, str(script_path)]
@@ -363,3 +439,115 @@ def guest_files(dest_root: str) -> list[FileSpec]:
     for name, path in sorted(libs.items()):
         files.append(FileSpec(f"{dest_root}/lib/{name}", path.resolve().read_bytes(), 0o755))
     return files
+
+
+# ---------------------------------------------------------------- a lab's payload
+
+GUEST_ROOT = "/run/payload/stap"  # agent.PAYLOAD_ROOT + "/stap": staprun, stapio, libraries
+GUEST_KO_DIR = "/run/payload/ko"  # one module per script: hello.stp -> hello.ko ($STAP_KO_DIR); NAME.err if it did not build
+GUEST_CHECK_DIR = "/run/payload/checks"
+CHECK_TIMEOUT = 180  # seconds, per check, in the guest (the checks bound staprun themselves)
+
+
+def payload_script(checks: Sequence[tuple[str, str]], series: str, check_timeout: int = CHECK_TIMEOUT,
+                   stap_root: str = GUEST_ROOT, ko_dir: str = GUEST_KO_DIR) -> str:
+    """run.sh for the guest agent: staprun made runnable, then every check
+    (name, guest path) as one KTAP result whose own results are a subtest, like
+    a user's tests/*.sh under `dbgscaffold test`. Checks see $STAPRUN,
+    $STAP_KO_DIR and $SERIES."""
+    q = shlex.quote
+    lines = [
+        "# Generated by dbgscaffold: the checks of a SystemTap lab on one kernel.",
+        ". /checks/ktap.sh",
+        guest_setup(stap_root).rstrip(),
+        f"STAP_KO_DIR={q(ko_dir)}; SERIES={q(series)}; DBGS_CHECK_TIMEOUT={int(check_timeout)}",
+        "export STAP_KO_DIR SERIES DBGS_CHECK_TIMEOUT",
+        "echo 'KTAP version 1' >&3",
+        f"echo '1..{len(checks)}' >&3",
+    ]
+    for n, (name, path) in enumerate(checks, 1):
+        lines.append(f"run_user_check {n} {q(name)} {q(path)}")
+    lines.append('echo "# taint: $(cat /proc/sys/kernel/tainted)" >&3')
+    return "\n".join(lines) + "\n"
+
+
+def compile_scripts(scripts: Sequence[Path], release: str, workdir: Path) -> tuple[list[Path], dict[str, str], float]:
+    """Compile each script into workdir/NAME.ko (NAME = its stem). Returns the
+    modules, stap's message for each script that failed (by name) and the
+    seconds spent. Raises StapFailed when none builds, EnvironmentProblem
+    when stap or the headers are missing."""
+    kos, errors, seconds = [], {}, 0.0
+    for script in scripts:
+        t0 = time.monotonic()
+        try:
+            kos.append(compile_module(Path(script), release, Path(script).stem, workdir).ko)
+        except StapFailed as exc:
+            errors[Path(script).stem] = str(exc)
+        seconds += time.monotonic() - t0
+    if scripts and not kos:
+        raise StapFailed("\n".join(errors.values()))
+    return kos, errors, seconds
+
+
+def lab_payload_files(kos: Sequence[Path], checks: Sequence[tuple[str, Path]], series: str,
+                      errors: dict[str, str] | None = None, check_timeout: int = CHECK_TIMEOUT) -> list[FileSpec]:
+    """The payload's files: the modules (and NAME.err for a script that did not
+    build), the checks (name, host path) under checks/, staprun with its
+    libraries, run.sh. For agent.pack_payload()."""
+    from ..vm.agent import PAYLOAD_SCRIPT
+
+    files = [FileSpec.from_path(f"{GUEST_KO_DIR}/{Path(k).name}", Path(k), 0o644) for k in kos]
+    files += [FileSpec(f"{GUEST_KO_DIR}/{name}.err", text.encode(), 0o644) for name, text in sorted((errors or {}).items())]
+    plan = [(name, f"{GUEST_CHECK_DIR}/{name}") for name, _ in checks]
+    files += [FileSpec.from_path(guest, Path(path), 0o755) for (_, guest), (_, path) in zip(plan, checks)]
+    files += guest_files(GUEST_ROOT)
+    files.append(FileSpec(PAYLOAD_SCRIPT, payload_script(plan, series, check_timeout).encode(), 0o755))
+    return files
+
+
+# ---------------------------------------------------------------- the lab kind (dbgscaffold.lab.run)
+
+
+def lab_scripts(lab) -> list[str]:
+    """The scripts a systemtap lab's project holds: [systemtap] scripts in
+    lab.toml, else every solution/*.stp."""
+    listed = (getattr(lab, "extra", None) or {}).get("systemtap", {}).get("scripts")
+    if listed:
+        return [str(x) for x in listed]
+    return sorted(p.name for p in (Path(lab.root) / "solution").glob("*.stp"))
+
+
+def plan(lab, hidden: bool) -> list:
+    """The lab's checks in run order (no task-0 insmod/rmmod: staprun loads and
+    unloads each module inside the checks)."""
+    from .run import PlannedCheck
+
+    out = []
+    for c in lab.run_checks(hidden):
+        title = f"task {c.task}: {c.title}" if c.task else c.title
+        out.append(PlannedCheck(title, c.task, c.hidden, c.name, f"{GUEST_CHECK_DIR}/{c.name}"))
+    return out
+
+
+def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout: float | None = None):
+    """runner.Prepared for one project of a `kind = "systemtap"` lab: its
+    scripts compiled for `pair`, the lab's checks, staprun. A script that does
+    not build fails the checks that run it (with stap's message); none
+    building is a build failure (StapFailed, exit 3)."""
+    from ..vm.agent import pack_payload
+    from ..vm.runner import Prepared
+
+    project = Path(project)
+    scripts = [project / name for name in lab_scripts(lab)]
+    missing = [p.name for p in scripts if not p.is_file()]
+    present = [p for p in scripts if p.is_file()]
+    kos, errors, build_seconds = compile_scripts(present, pair.release, Path(workdir) / "stap")
+    for name in missing:
+        errors[Path(name).stem] = f"{project / name}: error: no such file"
+    t0 = time.monotonic()
+    planned = plan(lab, hidden)
+    checks = [(c.name, c.path) for c in lab.run_checks(hidden)]
+    series = ".".join(str(v) for v in pair.version[:2])
+    timeout = max(CHECK_TIMEOUT, math.ceil(check_timeout or 0))
+    payload = pack_payload(lab_payload_files(kos, checks, series, errors, timeout))
+    return Prepared(lab.id, tuple(c.name for c in planned), payload, build_seconds, time.monotonic() - t0)
