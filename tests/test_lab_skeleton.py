@@ -80,3 +80,12 @@ def test_todo_at_finds_the_region_of_a_student_line_and_stops_at_the_function_en
     after = lines.index("void g(void)") + 1
     assert todo_at(student, after) is None  # between functions: no TODO
     assert todo_at(student, 1) is None
+
+
+def test_only_strips_just_the_named_tasks_for_one_task_mutants():
+    text, regions = skeleton_text(SOLUTION, "f.c", only=frozenset({2}))
+    assert len(regions) == 2
+    assert "\tint x = 42;\n" in text and "/* END TODO 1 */" in text and "/* skel: return 0; */" in text
+    assert "nothing();" not in text and "/* TODO 2: do nothing twice */\n}" in text
+    assert skeleton_text(SOLUTION, only=frozenset({1, 2}))[0] == skeleton_text(SOLUTION)[0]
+    assert skeleton_text(SOLUTION, only=frozenset())[0] == SOLUTION

@@ -60,6 +60,26 @@ def test_selfcheck_finds_a_check_that_cannot_fail(series, tmp_path, monkeypatch)
     assert "selfcheck: 1 defect(s)" in r.stdout
 
 
+def test_thorough_selfcheck_finds_a_check_scoring_the_wrong_task(series, tmp_path, monkeypatch):
+    """A task-4 check that really reads task 3's file fails on the skeleton (no files
+    at all) but passes without task 4's code: only --thorough catches it."""
+    from dbgscaffold.lab import manifest
+
+    if series != "6.1":
+        pytest.skip("the logic does not depend on the kernel: one is enough")
+    labs = tmp_path / "labs"
+    shutil.copytree(manifest.labs_root() / "debugfs-basics", labs / "debugfs-basics")
+    (labs / "debugfs-basics" / "checks" / "hidden" / "45-wrong.sh").write_text(
+        "# task: 4\n# title: reads b\nif [ -e \"$ROOT/b\" ]; then ok b; else not_ok b; fi\n")
+    monkeypatch.setattr(manifest, "labs_root", lambda: labs)
+    plain = run_cli("lab", "selfcheck", "debugfs-basics", "--kernel", series)
+    assert plain.exit_code == 0, plain.output
+    r = run_cli("lab", "selfcheck", "debugfs-basics", "--kernel", series, "--thorough")
+    assert r.exit_code == 1, r.output
+    assert "hidden check 45-wrong.sh passes without task 4's code: it cannot fail" in r.stdout
+    assert "selfcheck: 1 defect(s)" in r.stdout
+
+
 def _crasher(sol: Path) -> None:
     c = sol / "mydebug.c"
     text = c.read_text()

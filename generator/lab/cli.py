@@ -206,7 +206,8 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
 @_TIMEOUT
 @_CHECK_TIMEOUT
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True)
-def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_timeout: float, jobs: int) -> None:
+@click.option("--thorough", is_flag=True, help="Also run the solution with each task's code stripped: that task's checks must all fail.")
+def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_timeout: float, jobs: int, thorough: bool) -> None:
     """Prove each lab (or LAB) on each of its kernels found: the solution passes every
     check; the skeleton compiles, scores less than full marks on every TODO task and
     fails every check of its own task (a check that cannot fail is a defect).
@@ -248,7 +249,7 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
             for s in series:
                 t0 = time.monotonic()
                 with out.status(f"{lb.id} on {pairs[s].release}..."):
-                    r = selfcheck_lab(lb, pairs[s], timeout=timeout, check_timeout=check_timeout, jobs=jobs)
+                    r = selfcheck_lab(lb, pairs[s], timeout=timeout, check_timeout=check_timeout, jobs=jobs, thorough=thorough)
                 found_defects += [f"{lb.id} on {pairs[s].release}: {d}" for d in r.defects]
                 table.add_row(lb.id, pairs[s].release, r.solution, r.skeleton, str(len(r.defects)), f"{time.monotonic() - t0:.1f} s")
     except UserError as exc:

@@ -20,13 +20,14 @@ from .skeleton import skeleton_text
 MARKER = ".dbgscaffold-lab"
 
 
-def project_files(lab: Lab, solution: bool) -> dict[str, bytes]:
-    """Relative path -> bytes of the project to write."""
+def project_files(lab: Lab, solution: bool, only: frozenset[int] | None = None) -> dict[str, bytes]:
+    """Relative path -> bytes of the project to write (with `only`: the solution
+    with just those tasks' TODO regions stripped, for selfcheck)."""
     out: dict[str, bytes] = {}
     for path in sorted(p for p in lab.solution.rglob("*") if p.is_file()):
         rel = str(path.relative_to(lab.solution))
         if path.suffix in SOURCE_SUFFIXES and not solution:
-            out[rel] = skeleton_text(path.read_text(encoding="utf-8"), str(path))[0].encode()
+            out[rel] = skeleton_text(path.read_text(encoding="utf-8"), str(path), only)[0].encode()
         else:
             out[rel] = path.read_bytes()
     if lab.readme.is_file():
@@ -39,14 +40,14 @@ def project_files(lab: Lab, solution: bool) -> dict[str, bytes]:
     return out
 
 
-def write_project(lab: Lab, dest: Path, solution: bool = False, force: bool = False) -> list[str]:
+def write_project(lab: Lab, dest: Path, solution: bool = False, force: bool = False, only: frozenset[int] | None = None) -> list[str]:
     """Write the project into dest (all or nothing); refuse a non-empty dest without force."""
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise UserError(f"{dest}: error: exists and is not a directory. Fix: choose another DIR.")
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise UserError(f"{dest}: error: the directory is not empty. Fix: choose another DIR, or --force to replace its contents.")
-    files = project_files(lab, solution)
+    files = project_files(lab, solution, only)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:

@@ -3,6 +3,9 @@
 The solution must pass every check (visible and hidden); the skeleton must
 compile, score less than full marks on every TODO task and fail every check
 of its own task: a check that passes on the skeleton cannot fail, a defect.
+With --thorough, also the solution with one task's code stripped, for each
+task: every check of that task must fail there (the stale-variable bug: a
+check passing because of another task's code).
 Pure: defects(). Edge: selfcheck_lab() (writes both projects, runs the VM).
 """
 
@@ -42,16 +45,34 @@ def defects(lab: Lab, solution, skeleton) -> list[str]:
     return out
 
 
-def selfcheck_lab(lab: Lab, pair, timeout: float = 60.0, check_timeout: float = 10.0, jobs: int = 2) -> SelfcheckResult:
+def mutant_defects(task: int, mutant) -> list[str]:
+    """The solution with only task `task` stripped: every check of that task must fail."""
+    if mutant.build_errors or mutant.score.verdict.startswith("build failed"):
+        return [f"the solution without task {task}'s code does not compile: {mutant.score.verdict}"]
+    return [f"{'hidden' if c.hidden else 'visible'} check {c.file or c.name} passes without task {task}'s code: it cannot fail"
+            for c in mutant.score.checks if c.task == task and c.status in ("pass", "skip")]
+
+
+def selfcheck_lab(lab: Lab, pair, timeout: float = 60.0, check_timeout: float = 10.0, jobs: int = 2,
+                  thorough: bool = False) -> SelfcheckResult:
+    """Run the solution and the skeleton (and with `thorough`, the solution with one
+    task's regions stripped, for each task) in one batch; judge them."""
     from .engine import run_projects
     from .project import write_project
 
     with tempfile.TemporaryDirectory(prefix=f"dbgscaffold-selfcheck-{lab.id}-") as tmp:
-        sol, skel = Path(tmp) / "solution", Path(tmp) / "skeleton"
-        write_project(lab, sol, solution=True)
-        write_project(lab, skel, solution=False)
-        solution, skeleton = run_projects(lab, [("solution", sol), ("skeleton", skel)], pair, hidden=True, jobs=jobs,
-                                          timeout=timeout, check_timeout=check_timeout)
+        projects = [("solution", Path(tmp) / "solution"), ("skeleton", Path(tmp) / "skeleton")]
+        write_project(lab, projects[0][1], solution=True)
+        write_project(lab, projects[1][1], solution=False)
+        tasks = [t.number for t in lab.tasks] if thorough else []
+        for n in tasks:
+            projects.append((f"without task {n}", Path(tmp) / f"without-{n}"))
+            write_project(lab, projects[-1][1], solution=False, only=frozenset({n}))
+        solution, skeleton, *mutants = run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout,
+                                                    check_timeout=check_timeout)
+    found = defects(lab, solution, skeleton)
+    for n, m in zip(tasks, mutants):
+        found += mutant_defects(n, m)
     s1 = f"{solution.score.total:g}/{solution.score.max_points:g} {solution.score.verdict}"
     s2 = f"{skeleton.score.total:g}/{skeleton.score.max_points:g} {skeleton.score.verdict}"
-    return SelfcheckResult(s1, s2, tuple(defects(lab, solution, skeleton)))
+    return SelfcheckResult(s1, s2, tuple(found))

@@ -40,8 +40,10 @@ class TodoRegion:
     file: str = ""
 
 
-def skeleton_text(text: str, source: str = "<source>") -> tuple[str, list[TodoRegion]]:
+def skeleton_text(text: str, source: str = "<source>", only: frozenset[int] | None = None) -> tuple[str, list[TodoRegion]]:
     """The skeleton of one solution file and the regions found (solution line numbers).
+    With `only`, just those tasks' regions are stripped (the others keep the solution's
+    lines, markers included): selfcheck's one-task mutants.
     Nested, unclosed, mismatched or malformed markers raise SkeletonError (file:line, fix)."""
     out: list[str] = []
     regions: list[TodoRegion] = []
@@ -50,12 +52,17 @@ def skeleton_text(text: str, source: str = "<source>") -> tuple[str, list[TodoRe
     for number, line in enumerate(text.splitlines(keepends=True), 1):
         bare = line.rstrip("\n")
         opened, closed, skel = _OPEN.match(bare), _CLOSE.match(bare), _SKEL.match(bare)
+        region = current[0] if current is not None else int(opened.group(2)) if opened else None
+        kept = only is not None and region is not None and region not in only  # a region left as in the solution
+        if kept:
+            out.append(line)
         if opened:
             if current is not None:
                 problems.append(Problem(source, number, "", f"TODO {opened.group(2)} opens inside TODO {current[0]} (opened at line {current[2]}); regions do not nest",
                                         f"close it first with /* END TODO {current[0]} */"))
             current = (int(opened.group(2)), opened.group(3), number)
-            out.append(line)
+            if not kept:
+                out.append(line)
         elif closed:
             n = int(closed.group(1))
             if current is None:
@@ -70,7 +77,7 @@ def skeleton_text(text: str, source: str = "<source>") -> tuple[str, list[TodoRe
         elif skel:
             if current is None:
                 problems.append(Problem(source, number, "", "a skel: line outside a TODO region", "move it between /* TODO n: ... */ and /* END TODO n */"))
-            else:
+            elif not kept:
                 out.append(skel.group(1) + skel.group(2) + "\n")
         elif _MARKERISH.search(bare):
             problems.append(Problem(source, number, "", f"malformed marker: {bare.strip()!r}",
