@@ -118,9 +118,11 @@ def test_the_workflow_is_valid_yaml_with_a_matrix_and_a_merge_job(tmp_path):
     assert "dbgscaffold lab grade subs --lab debugfs-basics" in run and "--shard ${{ matrix.shard }}/3" in run
     assert "dbgscaffold lab merge shard-*.json --out grades.csv" in "\n".join(s.get("run", "") for s in merge["steps"])
     out = tmp_path / "ci" / "grade.yml"
-    result = run_cli("lab", "grade", "--lab", "debugfs-fops", "--workflow", str(out), "--shards", "5")
+    result = run_cli("lab", "grade", "--lab", "debugfs-fops", "--workflow", str(out), "--shards", "5", "--install", "git+https://example.org/d.git")
     assert result.exit_code == 0, result.output
-    assert yaml.safe_load(out.read_text())["jobs"]["grade"]["strategy"]["matrix"]["shard"] == [1, 2, 3, 4, 5]
+    written = yaml.safe_load(out.read_text())
+    assert written["jobs"]["grade"]["strategy"]["matrix"]["shard"] == [1, 2, 3, 4, 5]
+    assert "pip install 'git+https://example.org/d.git'" in written["jobs"]["merge"]["steps"][1]["run"]
 
 
 def test_merge_cli_writes_csv_and_json(tmp_path):

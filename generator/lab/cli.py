@@ -279,7 +279,8 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
 @click.option("--shard", metavar="K/N", help="Grade only the K-th of N shards of the sorted submissions (for CI).")
 @click.option("--workflow", type=click.Path(path_type=Path, dir_okay=False), help="Instead of grading: write a GitHub Actions workflow that shards the grading.")
 @click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True, help="With --workflow: how many runners.")
-def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, shard, workflow, shards) -> None:
+@click.option("--install", default="dbgscaffold", show_default=True, help="With --workflow: what the runners pip-install (e.g. git+https://host/you/dbgscaffold).")
+def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, shard, workflow, shards, install) -> None:
     """Grade SUBMISSIONS (one directory or .tar/.tar.gz/.tgz per student) with the
     visible and hidden checks of --lab: a CSV per student and task, and a JSON
     with every check. A build failure is 0 points; a crash is charged to its
@@ -295,7 +296,7 @@ def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, s
             from .grade import workflow_yaml
 
             workflow.parent.mkdir(parents=True, exist_ok=True)
-            workflow.write_text(workflow_yaml(the_lab.id, shards, str(submissions or "submissions"), kernel or "6.1", jobs), encoding="utf-8")
+            workflow.write_text(workflow_yaml(the_lab.id, shards, str(submissions or "submissions"), kernel or "6.1", jobs, install), encoding="utf-8")
             click.echo(f"Wrote {workflow}: {shards} shards of lab {the_lab.id}, then a merge job")
             return
         if submissions is None:
