@@ -101,13 +101,22 @@ def test_grade_a_folder(series, tmp_path):
     assert run_cli("lab", "solution", "debugfs-basics", str(subs / "dave")).exit_code == 0
     (subs / "dave" / "mydebug.c").write_text((subs / "dave" / "mydebug.c").read_text().replace("static u8 a = 5;", "static u8 a = 5"))
     assert run_cli("lab", "solution", "debugfs-basics", str(subs / "erin")).exit_code == 0  # after the crasher
+    assert run_cli("lab", "solution", "debugfs-basics", str(subs / "frank")).exit_code == 0  # a read that never returns
+    c = subs / "frank" / "mydebug.c"
+    c.write_text(c.read_text().replace("#include <linux/debugfs.h>\n", "#include <linux/debugfs.h>\n#include <linux/delay.h>\n")
+                 .replace("\tmutex_lock(&c_lock);\n\tlen = c_len;", "\tfor (;;)\n\t\tmsleep(100);\n\tmutex_lock(&c_lock);\n\tlen = c_len;"))
+    assert run_cli("lab", "solution", "debugfs-basics", str(subs / "gina")).exit_code == 0  # after the hang
     out = tmp_path / "report" / "grades.csv"
-    r = run_cli("lab", "grade", str(subs), "--lab", "debugfs-basics", "--kernel", series, "--out", str(out), "--jobs", "2")
+    r = run_cli("lab", "grade", str(subs), "--lab", "debugfs-basics", "--kernel", series, "--out", str(out), "--jobs", "2",
+                "--check-timeout", "5")
     assert r.exception is None and r.exit_code == 0, r.output
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
-    assert list(rows) == ["alice", "bob", "carol", "dave", "erin"]
+    assert list(rows) == ["alice", "bob", "carol", "dave", "erin", "frank", "gina"]
     assert (rows["alice"]["total"], rows["alice"]["exit"]) == ("12", "0")
     assert (rows["erin"]["total"], rows["erin"]["exit"]) == ("12", "0")  # the crash before is not charged here
+    assert (rows["gina"]["total"], rows["gina"]["exit"]) == ("12", "0")  # nor the hang
+    assert rows["frank"]["exit"] == "5" and rows["frank"]["verdict"].startswith("timeout") and rows["frank"]["task 4"] == "0"
+    assert rows["frank"]["task 2"] == "2" and rows["frank"]["task 1"] == "2"  # what ran before the hang counts
     assert rows["bob"]["total"] == "1" and rows["bob"]["task 5"] == "0" and rows["bob"]["exit"] == "1"
     assert rows["dave"]["total"] == "0" and rows["dave"]["exit"] == "3"
     assert rows["dave"]["verdict"].startswith("build failed: mydebug.c:29:1: error: expected")
