@@ -238,6 +238,62 @@ def test_hidden_checks_catch_plausible_wrong_solutions(series, lab_id, tmp_path)
             assert "21-printk-where.sh" in failed[name], (name, failed[name])
 
 
+# Task -> the tasks its checks build on (e.g. relay's records need the channel).
+DEPENDS = {
+    "relay": {2: {1}, 3: {1, 2}, 4: {1, 2}},
+    "kprobes": {3: {1, 2}},
+    "ftrace": {2: {1}},
+}
+_OPEN = re.compile(r"^\s*/\* TODO (\d+): .*\*/\s*$")
+_CLOSE = re.compile(r"^\s*/\* END TODO (\d+) \*/\s*$")
+_SKEL = re.compile(r"^(\s*)/\* skel: (.*\S) \*/\s*$")
+
+
+def without_task(text: str, task: int) -> str:
+    """The solution with only `task`'s regions made skeleton (the other markers stay, as comments)."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        opened, closed = _OPEN.match(line), _CLOSE.match(line)
+        if opened and int(opened.group(1)) == task:
+            inside = True
+            out.append(line)
+        elif closed and int(closed.group(1)) == task:
+            inside = False
+        elif inside:
+            m = _SKEL.match(line)
+            if m:
+                out.append(m.group(1) + m.group(2) + "\n")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab_id", LABS)
+def test_each_task_alone_is_missed_and_only_it(series, lab_id, tmp_path):
+    """The solution without task N's code: every check of task N fails; the checks
+    of the tasks that do not build on N pass (a correct partial solution scores)."""
+    from dbgscaffold.lab.engine import run_projects
+    from dbgscaffold.lab.project import write_project
+
+    lab = _lab(lab_id)
+    projects = []
+    for t in lab.tasks:
+        dest = tmp_path / f"without-{t.number}"
+        write_project(lab, dest, solution=True)
+        for src in dest.glob("*.[ch]"):
+            src.write_text(without_task(src.read_text(), t.number))
+        projects.append((f"without task {t.number}", dest))
+    outcomes = run_projects(lab, projects, _pair(series), hidden=True, jobs=2, timeout=180, check_timeout=30)
+    for t, o in zip(lab.tasks, outcomes):
+        for c in o.score.checks:
+            label = (t.number, c.file or c.name, c.status, c.diagnostics[:4])
+            if c.task == t.number:
+                assert c.status not in ("pass", "skip"), label
+            elif t.number not in DEPENDS[lab_id].get(c.task, set()):
+                assert c.status == "pass", label
+
+
 @pytest.mark.slow
 def test_guest_has_what_the_ftrace_readme_says(series):
     """available_tracers and the event systems the README lists (and the checks use)."""

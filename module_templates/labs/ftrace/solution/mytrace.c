@@ -44,12 +44,12 @@ static noinline __noclone void mytrace_step(unsigned int i, unsigned int n)
 	/* END TODO 2 */
 }
 
-/* TODO 3: mytrace_work_fn: kmalloc N * BYTES_PER_STEP bytes, msleep(20), kfree */
+/* TODO 3: mytrace_work_fn: kmalloc N * BYTES_PER_STEP bytes, msleep(100), kfree */
 static void mytrace_work_fn(struct work_struct *work)
 {
 	void *buf = kmalloc(mytrace_work_steps * BYTES_PER_STEP, GFP_KERNEL);
 
-	msleep(20);
+	msleep(100);
 	kfree(buf);
 }
 

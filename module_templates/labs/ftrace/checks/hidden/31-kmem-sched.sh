@@ -34,8 +34,13 @@ tracing_ready || { not_ok "tracefs ready"; exit 1; }
 for e in workqueue/workqueue_execute_start workqueue/workqueue_execute_end kmem/kmalloc kmem/kfree sched/sched_switch; do
     echo 1 > $T/events/$e/enable || not_ok "enable $e"
 done
-run 5 || not_ok "write 5 to run"
-echo "mytrace check: the write returned" > $T/trace_marker
+# printf and echo are ash builtins: one process, the marker right after the write
+# returns (the work sleeps 100 ms: without flush_work it ends well after this).
+if printf '5\n' > "$ROOT/run" && echo "mytrace check: the write returned" > $T/trace_marker; then
+    ok "write 5 to run, then the marker"
+else
+    not_ok "write 5 to run, then the marker"
+fi
 saved
 line() { grep -n -e "$1" /tmp/trace | head -n 1 | cut -d: -f1; }
 start=$(line "workqueue_execute_start: .*function mytrace_work_fn")
