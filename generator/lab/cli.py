@@ -147,7 +147,7 @@ def _print_outcome(o, out) -> None:
         colour = "green" if mark == "pass" else "red"
         out.print(f"[{colour}]{mark:4}[/{colour}] task {t.number}  {t.points:g}/{t.max_points:g}  {t.title}", markup=True)
         for c in s.checks:
-            if c.task != t.number or c.status in ("pass", "skip"):
+            if c.task != t.number or c.status in ("pass", "skip", "build failed"):
                 continue
             out.print(f"       {c.status}: {c.name}" + (" (hidden)" if c.hidden else ""), markup=False)
             for d in c.diagnostics[:8]:
