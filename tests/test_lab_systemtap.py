@@ -13,7 +13,6 @@ value (1234, 777, -28 for /dev/full). A wrong script fails its checks.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest

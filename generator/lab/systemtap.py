@@ -16,11 +16,22 @@ guarded by a STAPCONF_DBGS_* macro decided by probing the kernel's headers
 The patch, the probes and the extra kbuild flags are data:
 module_templates/labs/systemtap/runtime-patches/ (its README.md).
 
-Pure: parse_stap_version(), probe_features(), compat_header(), parse_ldd(),
-guest_setup(), stap_errors(). Edges: find_stap(), prepared_runtime(),
-compile_script(), guest_files().
+Debian's headers ship no symbol table (/boot/System.map-RELEASE is a stub)
+and stap 4.8 refuses a kprobe.function("NAME") it cannot find there, although
+it registers such probes by name: build_tree() gives stap (`-r DIR`) the
+headers plus a System.map naming the script's probed functions.
 
-This module does not import the rest of dbgscaffold.lab (it lands on its own).
+The lab kind (docs/labs-format.md, "Lab kinds"): dbgscaffold.lab.run calls
+plan(lab, hidden) and prepare(lab, project, pair, workdir, hidden,
+check_timeout) -> runner.Prepared; the project's scripts ([systemtap] scripts
+in lab.toml) become $STAP_KO_DIR/NAME.ko in the guest, the checks run them with
+$STAPRUN. Importing this module imports nothing else of dbgscaffold.lab.
+
+Pure: parse_stap_version(), probe_features(), compat_header(), parse_ldd(),
+kprobe_functions(), symbol_map(), guest_setup(), stap_errors(),
+payload_script(). Edges: find_stap(), prepared_runtime(), build_tree(),
+compile_script() / compile_module() / compile_scripts(), guest_files(),
+lab_payload_files(), prepare().
 """
 
 from __future__ import annotations
