@@ -165,7 +165,7 @@ def test_selfcheck(series, lab_id):
 MUTANTS = {
     "relay": ("myrelay.c", {
         "buffer file mode hard-coded 0444": (
-            [("return debugfs_create_file(filename, mode,", "return debugfs_create_file(filename, 0444,")],
+            [("debugfs_create_file(filename, mode,", "debugfs_create_file(filename, 0444,")],
             {"11-channel-mode.sh"}),
         "numbering restarts at every write": (
             [("\tmutex_lock(&myrelay_lock);\n\tif (!myrelay_chan) {", "\tmyrelay_seq = 0;\n\tmutex_lock(&myrelay_lock);\n\tif (!myrelay_chan) {")],

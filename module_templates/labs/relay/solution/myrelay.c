@@ -41,11 +41,14 @@ static struct dentry *myrelay_create_buf_file(const char *filename,
 					      struct rchan_buf *buf,
 					      int *is_global)
 {
+	struct dentry *dentry = NULL;
+
 	/* TODO 1: create the buffer file: relay_file_operations, buf as data */
-	return debugfs_create_file(filename, mode, parent, buf,
-				   &relay_file_operations);
-	/* skel: return NULL; */
+	dentry = debugfs_create_file(filename, mode, parent, buf,
+				     &relay_file_operations);
 	/* END TODO 1 */
+	/* relay wants NULL on failure; debugfs returns an ERR_PTR */
+	return IS_ERR(dentry) ? NULL : dentry;
 }
 
 /* Called by relay_close() for each buffer file. */
