@@ -47,7 +47,8 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
             done: set[int] = set()
 
             def on_line(i: int, line: str) -> None:  # run.sh's last line: that submission's run is over
-                if progress and line.startswith("# taint: ") and "->" not in line and i not in done:
+                over = line.startswith("# taint: ") and "->" not in line or line.startswith("Bail out!")
+                if progress and over and i not in done:
                     done.add(i)
                     progress(f"  {len(done)}/{len(projects)} run: {projects[i][0]}")
 
