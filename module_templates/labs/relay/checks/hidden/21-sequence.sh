@@ -18,7 +18,11 @@ reads_records() {
     return 1
 }
 # emit N: write N to $ROOT/emit (the module writes N records)
-emit() { put_ok "$ROOT/emit" "$1\n"; }
+emit() {
+    put_ok "$ROOT/emit" "$1\n" && return 0
+    grep -q "No such device" $DBGS_TMP/.err && diag "ENODEV: no channel (task 1: relay_open)"
+    return 1
+}
 # reload: a fresh module (records numbered from 1 again, empty buffer)
 reload() {
     rmmod "$MODULE" 2> /tmp/.err || { diag "rmmod: $(cat /tmp/.err)"; return 1; }
