@@ -314,3 +314,29 @@ def test_guest_has_what_the_ftrace_readme_says(series):
     tracers = next(d for d in diags if d.startswith("tracers: ")).split()[1:]
     assert set(tracers) == GUEST_TRACERS, tracers
     assert [d.split()[1] for d in diags if d.startswith("events: ")] == list(GUEST_EVENT_SYSTEMS)
+
+
+@pytest.mark.slow
+def test_grade_charges_a_leaked_kprobe_to_its_student(series, tmp_path):
+    """A submission that leaves its kprobe registered after rmmod oopses in its own
+    check 15, not in the next student's run (same VM, graded one after the other)."""
+    import csv
+
+    from dbgscaffold.lab.project import write_project
+
+    lab = _lab("kprobes")
+    subs = tmp_path / "subs"
+    write_project(lab, subs / "a-leaks", solution=True)
+    c = subs / "a-leaks" / "myprobes.c"
+    text = c.read_text()
+    leaky = text.replace("\tunregister_kprobe(&myprobes_kp);\n\t/* END TODO 1 */\n}", "\t/* END TODO 1 */\n}", 1)
+    assert leaky != text
+    c.write_text(leaky)
+    write_project(lab, subs / "b-correct", solution=True)
+    out = tmp_path / "grades.csv"
+    r = run_cli("lab", "grade", str(subs), "--lab", "kprobes", "--kernel", series, "--out", str(out), "-j", "1", "--timeout", "180")
+    assert r.exception is None and r.exit_code == 0, r.output
+    rows = {row["student"]: row for row in csv.DictReader(out.open())}
+    assert float(rows["b-correct"]["total"]) == float(rows["b-correct"]["max"]), rows["b-correct"]
+    verdict = rows["a-leaks"]["verdict"]
+    assert verdict.startswith("crash:") and "rmmod leaves no probe behind" in verdict, rows["a-leaks"]
