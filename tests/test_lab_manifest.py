@@ -86,6 +86,14 @@ def test_each_bad_value_names_its_line_and_fix():
     assert msg.rstrip().endswith("6 errors in the lab")
 
 
+def test_a_lab_may_ask_for_more_time():
+    lab = parse_manifest(GOOD.replace('module = "tiny"', 'module = "tiny"\ntimeout = 300\ncheck_timeout = 45.5'), "tiny/lab.toml", Path("tiny"))
+    assert (lab.timeout, lab.check_timeout) == (300.0, 45.5)
+    assert parse_manifest(GOOD, "t", Path("tiny")).timeout is None
+    msg = _problems(GOOD.replace('module = "tiny"', 'module = "tiny"\ncheck_timeout = 0'))
+    assert "tiny/lab.toml:5: error: [lab]: check_timeout must be a number of seconds > 0, not 0. Fix: check_timeout = 120" in msg
+
+
 def test_an_unknown_kind_is_named_with_the_known_ones():
     msg = _problems(GOOD.replace('module = "tiny"', 'module = "tiny"\nkind = "ebpf"'))
     assert "tiny/lab.toml:5: error: [lab]: unknown kind 'ebpf'. Fix: use one of: module, systemtap." in msg

@@ -46,6 +46,10 @@ def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool,
     A build failure is that project's result (0 points, the compiler's first error)."""
     from ..vm.runner import WorkItem, _build_failed, run_prepared
 
+    # A lab may need more time than the command's defaults (lab.toml [lab] timeout, check_timeout).
+    timeout = max(timeout, lab.timeout or 0.0)
+    if lab.check_timeout is not None:
+        check_timeout = max(check_timeout or 0.0, lab.check_timeout)
     checks: list[PlannedCheck] = lab_plan(lab, hidden)
     builds: dict[int, LabBuild] = {}
     failed: dict[int, UserError] = {}

@@ -72,7 +72,9 @@ class Lab:
     root: Path  # the lab's folder
     checks: tuple[LabCheck, ...] = ()
     regions: tuple[TodoRegion, ...] = ()
-    extra: dict = field(default_factory=dict, compare=False)  # tables a kind's helper reads ([systemtap] ...)
+    extra: dict = field(default_factory=dict, compare=False)
+    timeout: float | None = None  # seconds a run needs at least (a slow lab: SystemTap under TCG)
+    check_timeout: float | None = None  # seconds one check needs at least  # tables a kind's helper reads ([systemtap] ...)
 
     @property
     def solution(self) -> Path:
@@ -149,7 +151,7 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
     for key in data:
         if key not in ("lab", "requires", "task") and not isinstance(data[key], dict):
             err(("", 0), key, "", f"unknown top-level key {key!r}", "use [lab], [requires] and [[task]].")
-    known = {"id", "title", "order", "module", "debugfs_root", "summary", "kind", "load_points"}
+    known = {"id", "title", "order", "module", "debugfs_root", "summary", "kind", "load_points", "timeout", "check_timeout"}
     for key in lab:
         if key not in known:
             err(L, key, "[lab]", f"unknown key {key!r}", f"use one of: {', '.join(sorted(known))}.")
@@ -173,6 +175,9 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
     order = lab.get("order", 100)
     if not isinstance(order, int) or isinstance(order, bool):
         err(L, "order", "[lab]", f"order must be an integer, not {order!r}", "order = 1")
+    for key in ("timeout", "check_timeout"):
+        if key in lab and (not _num(lab[key]) or lab[key] <= 0):
+            err(L, key, "[lab]", f"{key} must be a number of seconds > 0, not {lab[key]!r}", f"{key} = 120")
     load_points = lab.get("load_points", 1)
     if not _num(load_points) or load_points < 0:
         err(L, "load_points", "[lab]", f"load_points must be a number >= 0, not {load_points!r}", "load_points = 1")
@@ -236,6 +241,8 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
         id=lab_id, title=lab["title"], order=order, module=module or "", debugfs_root=root, summary=lab.get("summary", ""),
         kind=kind, load_points=float(load_points), profiles=profiles, kernels=kernels,
         tasks=tuple(sorted(tasks, key=lambda t: t.number)), root=folder, extra=extra,
+        timeout=float(lab["timeout"]) if "timeout" in lab else None,
+        check_timeout=float(lab["check_timeout"]) if "check_timeout" in lab else None,
     )
 
 
