@@ -544,7 +544,15 @@ def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout
     """runner.Prepared for one project of a `kind = "systemtap"` lab: its
     scripts compiled for `pair`, the lab's checks, staprun. A script that does
     not build fails the checks that run it (with stap's message); none
-    building is a build failure (StapFailed, exit 3)."""
+    building is a build failure (StapFailed, exit 3).
+
+    The payload is ~3.3 MB, almost all staprun's libraries (libstdc++, libc,
+    libm, NSS): through the guest's UART that takes 20 s on a quiet machine and
+    100-200 s on a loaded one, so the run needs a --timeout of several minutes
+    and, today, snapshot=False (a restored guest does not answer within
+    session.RESTORE_ALIVE_SECONDS, and sending >= 3 MB to one ends in a
+    BrokenPipeError). Staging guest_files() in the agent's initramfs instead
+    would make the payload ~100 KB."""
     from ..vm.agent import pack_payload
     from ..vm.runner import Prepared
 
