@@ -99,3 +99,18 @@ def test_the_store_finds_only_complete_snapshots_and_keeps_the_most_recent(tmp_p
     assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == ["b.json", "b.state", "c.json", "c.state"]
     store.discard("b")
     assert store.find("b") is None and not store.state("b").exists()
+
+
+def test_shared_guest_files_go_into_the_agent_initramfs_but_never_under_the_payload_root(tmp_path):
+    from conftest import require
+    from dbgscaffold.vm.initramfs import BUSYBOX
+
+    require(BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")
+    lib = FileSpec("/checks/ktap.sh", b"# lib\n", 0o644)
+    staprun = FileSpec("/opt/stap/staprun", b"\x7fELF...", 0o755)
+    path = agent.agent_initramfs(lib, [staprun], cache=tmp_path)
+    members = {m.path: m for m in read_newc(path.read_bytes())}
+    assert members["opt/stap/staprun"].data == staprun.data and members["opt/stap/staprun"].mode == 0o755
+    assert agent.agent_initramfs(lib, cache=tmp_path) != path, "other files, another (content-addressed) initramfs"
+    with pytest.raises(ValueError, match="emptied for every payload"):
+        agent.agent_initramfs(lib, [FileSpec(f"{agent.PAYLOAD_ROOT}/staprun", b"x")], cache=tmp_path)

@@ -68,9 +68,13 @@ done
 """
 
 
-def agent_initramfs(library: FileSpec, cache: Path | None = None) -> Path:
-    """The cached agent initramfs: busybox, /init with the agent loop, the check library."""
-    return build_initramfs(init_script(agent_script()), [library], applets=AGENT_APPLETS, cache=cache)
+def agent_initramfs(library: FileSpec, extra: Sequence[FileSpec] = (), cache: Path | None = None) -> Path:
+    """The cached agent initramfs: busybox, /init with the agent loop, the check
+    library, and `extra` files (outside PAYLOAD_ROOT, which each payload empties)."""
+    for f in extra:
+        if f.dest == PAYLOAD_ROOT or f.dest.startswith(PAYLOAD_ROOT + "/"):
+            raise ValueError(f"{f.dest}: {PAYLOAD_ROOT} is emptied for every payload; put shared guest files elsewhere")
+    return build_initramfs(init_script(agent_script()), [library, *extra], applets=AGENT_APPLETS, cache=cache)
 
 
 def pack_payload(files: Sequence[FileSpec]) -> bytes:

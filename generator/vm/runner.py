@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EXIT_CRASH, EXIT_OK, EXIT_TIMEOUT, UserError
 from ..kbuild import BuildResult, incremental_build, source_files
@@ -296,10 +296,12 @@ class GuestSetup:
     image_kind: str
 
 
-def machine_for(pair: KernelPair, accel: str = "auto") -> GuestSetup:
+def machine_for(pair: KernelPair, accel: str = "auto", guest_files: Sequence[FileSpec] = ()) -> GuestSetup:
+    """The agent VM for `pair`; `guest_files` are baked into its initramfs (big, shared
+    files such as staprun and its libraries: the UART moves only ~30 KB/s)."""
     choice = probe_accel(accel)
     image = boot_image(pair.image, pair.release)
-    initrd = agent_initramfs(FileSpec(checks_mod.GUEST_LIB, checks_mod.guest_library().encode(), 0o644))
+    initrd = agent_initramfs(FileSpec(checks_mod.GUEST_LIB, checks_mod.guest_library().encode(), 0o644), guest_files)
     return GuestSetup(fast_machine(image.path, initrd, accel=choice.accel), choice, image.kind)
 
 
@@ -344,7 +346,8 @@ class WorkItem:
 
 def run_prepared(items: list[WorkItem], pair: KernelPair, timeout: float = 60.0, accel: str = "auto",
                  keep_logs: Path | None = None, jobs: int = 2, snapshot: bool | SnapshotStore = True,
-                 on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
+                 on_line: Callable[[int, str], None] | None = None,
+                 guest_files: Sequence[FileSpec] = ()) -> list[TestRun]:
     """Run every item on `pair` in as few boots as possible: `jobs` VMs side by
     side, each running one module after another; a VM is started (restored from
     the snapshot, or booted) while kbuild compiles, and replaced after a module
@@ -352,7 +355,7 @@ def run_prepared(items: list[WorkItem], pair: KernelPair, timeout: float = 60.0,
     A build failure (UserError from prepare) is that item's result (exit 3),
     except with a single item, where it is raised (the CLI shows the compiler's
     messages). Results come back in the items' order."""
-    vm_setup = machine_for(pair, accel)
+    vm_setup = machine_for(pair, accel, guest_files)
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
     jobs = max(1, min(jobs, len(items)))
     results: list[TestRun | None] = [None] * len(items)

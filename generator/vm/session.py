@@ -236,19 +236,35 @@ class AgentVM:
         boot_seconds = self.boot.seconds if self.payloads == 1 else 0.0
         console_from = len(self.console.data())
         t0 = time.monotonic()
-        self.sock.sendall(payload_message(payload))
+        sent: list[float] = []  # when the payload was all out (a big one takes a while at UART speed)
+
+        def send() -> None:
+            try:
+                self.sock.sendall(payload_message(payload))
+                sent.append(time.monotonic())
+            except OSError:
+                pass  # the VM died or was killed: the loop below sees EOF or the deadline
+
+        threading.Thread(target=send, daemon=True).start()
         lines: list[str] = []
         done = None
         timed_out = False
         deadline = t0 + timeout
         while True:
+            checking_alive = first_after_restore and not lines
+            wait_until = deadline
+            if checking_alive:
+                wait_until = min(deadline, sent[0] + RESTORE_ALIVE_SECONDS if sent else time.monotonic() + 0.5)
             try:
-                line = self.lines.get(min(deadline, t0 + RESTORE_ALIVE_SECONDS) if first_after_restore and not lines else deadline)
+                line = self.lines.get(wait_until)
             except queue.Empty:
-                if first_after_restore and not lines and time.monotonic() < deadline:
+                now = time.monotonic()
+                if now >= deadline:
+                    timed_out = True
+                    break
+                if checking_alive and sent and now >= sent[0] + RESTORE_ALIVE_SECONDS:
                     return self._retry_fresh(payload, timeout, on_line, "the restored guest did not answer")
-                timed_out = True
-                break
+                continue
             if line is _EOF:
                 break
             done = parse_done(line)
