@@ -205,3 +205,16 @@ def test_a_systemtap_lab_without_its_helper_is_a_precise_error(tmp_path, monkeyp
         run.prepare(lab, folder, None, tmp_path, hidden=False)
     assert "lab 'tiny' is of kind 'systemtap', handled by dbgscaffold.lab.systemtap, which is not installed" in str(info.value)
     shutil.rmtree(folder)
+
+
+def test_systemtap_scripts_carry_todo_regions_and_are_skeletonized(tmp_path):
+    from dbgscaffold.lab.project import project_files
+
+    folder = make_lab(tmp_path, GOOD.replace('module = "tiny"', 'kind = "systemtap"'))
+    (folder / "solution" / "tiny.c").unlink()
+    (folder / "solution" / "hello.stp").write_text(
+        'probe begin\n{\n\t/* TODO 1: say hello */\n\tlog("hello")\n\texit()\n\t/* skel: println("TODO 1") */\n\t/* END TODO 1 */\n}\n')
+    lab = load_lab(folder)
+    assert [(r.task, r.file) for r in lab.regions] == [(1, "hello.stp")]
+    skel = project_files(lab, solution=False)["hello.stp"].decode()
+    assert 'log("hello")' not in skel and '\tprintln("TODO 1")\n' in skel

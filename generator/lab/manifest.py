@@ -18,7 +18,7 @@ from .skeleton import SkeletonError, TodoRegion, skeleton_text
 
 MANIFEST = "lab.toml"
 KINDS = ("module", "systemtap")
-SOURCE_SUFFIXES = (".c", ".h")
+SOURCE_SUFFIXES = (".c", ".h", ".stp")  # solution files with TODO markers (C, SystemTap scripts)
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _HEADER = re.compile(r"^#\s*(task|title)\s*:\s*(.*?)\s*$")
@@ -288,20 +288,19 @@ def load_lab(folder: Path) -> Lab:
     problems: list[Problem] = []
     where = _lines_of(text)
     regions: list[TodoRegion] = []
-    if lab.kind == "module":
-        if not lab.solution.is_dir():
-            problems.append(Problem(str(lab.solution), 0, "", "no solution/ folder", "add the working module (Kbuild, *.c) with TODO markers"))
-        else:
-            if not (lab.solution / "Kbuild").is_file() and not (lab.solution / "Makefile").is_file():
-                problems.append(Problem(str(lab.solution), 0, "", "no Kbuild or Makefile in solution/", f"add a Kbuild with obj-m := {lab.module}.o"))
-            for rel in solution_sources(lab.solution):
-                path = lab.solution / rel
-                try:
-                    _, found = skeleton_text(path.read_text(encoding="utf-8"), str(path))
-                except SkeletonError as exc:
-                    problems += exc.problems
-                    continue
-                regions += [replace(r, file=str(rel)) for r in found]
+    if not lab.solution.is_dir():
+        problems.append(Problem(str(lab.solution), 0, "", "no solution/ folder", "add the working sources (Kbuild, *.c; or *.stp) with TODO markers"))
+    else:
+        if lab.kind == "module" and not (lab.solution / "Kbuild").is_file() and not (lab.solution / "Makefile").is_file():
+            problems.append(Problem(str(lab.solution), 0, "", "no Kbuild or Makefile in solution/", f"add a Kbuild with obj-m := {lab.module}.o"))
+        for rel in solution_sources(lab.solution):
+            path = lab.solution / rel
+            try:
+                _, found = skeleton_text(path.read_text(encoding="utf-8"), str(path))
+            except SkeletonError as exc:
+                problems += exc.problems
+                continue
+            regions += [replace(r, file=str(rel)) for r in found]
     checks: list[LabCheck] = []
     for hidden in (False, True):
         d = folder / "checks" / ("hidden" if hidden else "visible")
@@ -322,7 +321,7 @@ def load_lab(folder: Path) -> Lab:
         mine = [c for c in checks if c.task == t.number]
         if not any(not c.hidden for c in mine):
             problems.append(Problem(source, tline, f"task {t.number}", "no visible check scores this task", f"add checks/visible/NN-name.sh starting with '# task: {t.number}'"))
-        if lab.kind == "module" and lab.solution.is_dir() and not any(r.task == t.number for r in regions):
+        if lab.solution.is_dir() and not any(r.task == t.number for r in regions):
             problems.append(Problem(source, tline, f"task {t.number}", "no TODO region in solution/ for this task", f"mark its code with /* TODO {t.number}: ... */ ... /* END TODO {t.number} */"))
     for r in regions:
         if lab.task(r.task) is None:
