@@ -60,6 +60,15 @@ def test_score_is_points_times_the_share_of_passing_checks():
     assert s.checks[2].diagnostics == ("why 3",) and s.checks[2].hidden and s.checks[2].file == "15-remove.sh"
 
 
+def test_a_task_without_checks_in_the_plan_is_worth_nothing():
+    from dataclasses import replace as dc_replace
+
+    checks = [c for c in plan(LAB, hidden=True) if c.task != 0]  # a kind whose plan has no load/unload checks
+    s = score(LAB, checks, fake_run(["pass"] * len(checks), exit_code=0))
+    assert s.tasks[0].max_points == 0 and s.total == s.max_points == 11.0
+    assert dc_replace(LAB).load_points == 1.0
+
+
 def test_a_build_failure_scores_nothing():
     run = SimpleNamespace(checks=(), verdict="build failed: mydebug.c:3:1: error: expected ';'", exit_code=3, crashes=())
     s = score(LAB, plan(LAB, True), run)

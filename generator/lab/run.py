@@ -245,6 +245,8 @@ def score(lab: Lab, checks: list[PlannedCheck], run, where: str = "") -> Score:
     for number, title, points in _task_list(lab):
         mine = [o for o in outcomes if o.task == number]
         passed = sum(o.status in PASSED for o in mine)
+        if not mine:  # e.g. task 0 of a kind whose plan has no load/unload checks: nothing to earn
+            points = 0.0
         got = round(points * passed / len(mine), 2) if mine else 0.0
         tasks.append(TaskScore(number, title, got, points, passed, len(mine)))
     verdict = run.verdict + (f" at {where}" if where else "")
