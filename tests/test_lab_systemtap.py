@@ -4,8 +4,8 @@ Fast tests cover the pure parts (feature probes, the symbol map, ldd parsing,
 the payload script) and the patch as data (it applies to Debian's runtime).
 The slow ones compile the lab's solution scripts for 6.1 and for 6.12 with
 Debian bookworm's SystemTap 4.8 and the patched runtime, run them in the VM
-with staprun (packed into the payload) and require every visible and hidden
-check to pass: "hello systemtap!" read from staprun's output, 3 and 5 sync(2)
+with staprun (baked into the agent initramfs) through `lab selfcheck`'s path
+and require every visible and hidden check to pass: "hello systemtap!" read from staprun's output, 3 and 5 sync(2)
 calls counted by a kprobe.function probe, vfs_write()'s argument and return
 value (1234, 777, -28 for /dev/full). A wrong script fails its checks.
 """
@@ -108,6 +108,19 @@ Pass 2: analysis failed.  [man error::pass2]
     assert not any("all warnings" in x for x in lines)
 
 
+def test_staprun_lives_in_the_agent_initramfs_not_the_payload(tmp_path):
+    from dbgscaffold.vm.agent import PAYLOAD_ROOT
+
+    assert not st.GUEST_ROOT.startswith(PAYLOAD_ROOT + "/")
+    ko = tmp_path / "hello.ko"
+    ko.write_bytes(b"\x7fELF")
+    check = tmp_path / "01-hello.sh"
+    check.write_text("true\n")
+    files = st.lab_payload_files([ko], [("01-hello.sh", check)], "6.1")
+    assert sorted(f.dest for f in files) == ["/run/payload/checks/01-hello.sh", "/run/payload/ko/hello.ko", "/run/payload/run.sh"]
+    assert f"STAP_ROOT={st.GUEST_ROOT}" in files[-1].data.decode()
+
+
 def test_payload_script_runs_each_check_with_staprun_ready():
     script = st.payload_script([("01-hello.sh", "/run/payload/checks/01-hello.sh")], "6.12")
     assert script.startswith("# Generated") and ". /checks/ktap.sh" in script
@@ -187,30 +200,32 @@ def _pair(series: str):
 
 
 def _run(project: Path, pair, tmp_path: Path):
+    """One project through the framework's path (engine.run_projects, as `lab check`):
+    staprun in the agent initramfs, the snapshot on."""
     from dbgscaffold.lab import manifest
-    from dbgscaffold.vm import runner
+    from dbgscaffold.lab.engine import run_projects
 
     lab = manifest.load_lab(LAB)
-    prep = st.prepare(lab, project, pair, tmp_path / "work", True, None)
-    # snapshot=False: the payload is ~3.3 MB (staprun's libraries); a restored guest
-    # takes longer than session.RESTORE_ALIVE_SECONDS to receive it over the UART,
-    # and a >= 3 MB payload sent to a restored guest ends in BrokenPipeError today.
-    run = runner.run_prepared([runner.WorkItem("systemtap", lambda _wd: prep)], pair, timeout=900, jobs=1,
-                              snapshot=False, keep_logs=tmp_path / "logs")[0]
-    return prep, run
+    return run_projects(lab, [("student", project)], pair, hidden=True, jobs=1, keep_logs=tmp_path / "logs")[0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("series", KERNEL_SERIES)
-def test_the_solution_passes_every_check_in_the_vm(series, tmp_path):
+def test_selfcheck_passes_on_each_kernel(series):
+    """`dbgscaffold lab selfcheck systemtap`: the solution passes all 6 checks, the
+    skeleton fails every task's checks. stap's cache makes the second run's compile instant."""
+    import time
+
+    from dbgscaffold.lab import manifest
+    from dbgscaffold.lab.selfcheck import selfcheck_lab
+
     pair = _pair(series)
-    prep, run = _run(LAB / "solution", pair, tmp_path)
-    statuses = {c.name: c.status for c in run.checks}
-    detail = "\n".join(f"{c.number} {c.name} {c.status} {c.diagnostics}" for c in run.checks) + "\n" + run.console[-3000:]
-    assert run.exit_code == 0 and set(statuses.values()) == {"pass"}, detail
-    assert len(statuses) == 6
-    print(f"\n{pair.release}: stap -p4 of 3 scripts {prep.build_seconds:.1f} s, payload {len(prep.payload) / 2**20:.1f} MiB, "
-          f"VM {run.wall_seconds:.1f} s; checks: " + ", ".join(f"{c.name} {c.seconds:.1f} s" for c in run.checks if c.seconds is not None))
+    lab = manifest.load_lab(LAB)
+    t0 = time.monotonic()
+    result = selfcheck_lab(lab, pair, jobs=1)
+    assert not result.defects, "\n".join(result.defects)
+    assert result.solution.startswith("10/10"), result.solution
+    print(f"\n{pair.release}: selfcheck {time.monotonic() - t0:.1f} s; solution {result.solution}; skeleton {result.skeleton}")
 
 
 @pytest.mark.slow
@@ -223,8 +238,8 @@ def test_wrong_scripts_fail_their_checks(tmp_path):
     (project / "count.stp").write_text('global n\nprobe kprobe.function("__x64_sys_sync") { n += 2 }\nprobe end { printf("sync calls: %d\\n", n) }\n')
     (project / "write.stp").write_text('probe kprobe.function("vfs_write") { if (execname() == "dd") printf("dd write %d\\n", ulong_arg(2)) }\n'
                                        'probe kprobe.function("vfs_write").return { if (execname() == "dd") printf("dd wrote %d\\n", returnval()) }\n')
-    prep, run = _run(project, pair, tmp_path)
-    statuses = {c.name: c.status for c in run.checks}
+    outcome = _run(project, pair, tmp_path)
+    statuses = {c.name: c.status for c in outcome.run.checks}
     assert all(s == "fail" for s in statuses.values()), statuses
-    hello = next(c for c in run.checks if c.name.endswith("hello.stp prints \"hello systemtap!\" and ends by itself"))
+    hello = next(c for c in outcome.run.checks if c.name.endswith("hello.stp prints \"hello systemtap!\" and ends by itself"))
     assert any("status" in d for d in hello.diagnostics), hello.diagnostics

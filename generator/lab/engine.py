@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..errors import UserError
 from .manifest import Lab
-from .run import LabBuild, PlannedCheck, Score, first_crash, lab_plan, locate_crash, prepare, score
+from .run import LabBuild, PlannedCheck, Score, first_crash, lab_guest_files, lab_plan, locate_crash, prepare, score
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool,
     if lab.check_timeout is not None:
         check_timeout = max(check_timeout or 0.0, lab.check_timeout)
     checks: list[PlannedCheck] = lab_plan(lab, hidden)
+    shared = lab_guest_files(lab, pair)  # e.g. staprun and its libraries: in the agent initramfs
     builds: dict[int, LabBuild] = {}
     failed: dict[int, UserError] = {}
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-lab-") as tmp:
@@ -67,7 +68,7 @@ def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool,
 
         items = [WorkItem(lab.module or name, make(i, p)) for i, (name, p) in enumerate(projects)]
         try:
-            runs = run_prepared(items, pair, timeout, accel, keep_logs, jobs, snapshot, on_line)
+            runs = run_prepared(items, pair, timeout, accel, keep_logs, jobs, snapshot, on_line, guest_files=shared)
         except UserError as exc:
             if len(items) != 1 or 0 not in failed:
                 raise

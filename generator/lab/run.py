@@ -72,6 +72,18 @@ def lab_plan(lab: Lab, hidden: bool) -> list[PlannedCheck]:
     return plan(lab, hidden)
 
 
+def lab_guest_files(lab: Lab, pair) -> list[FileSpec]:
+    """Files every run of the lab shares, baked into the agent initramfs
+    (runner.run_prepared(guest_files=)) instead of sent in each payload: a kind's
+    helper may define `guest_files(pair)`; destinations lie outside
+    agent.PAYLOAD_ROOT. None for a module lab."""
+    if lab.kind != "module":
+        helper = _kind_helper(lab)
+        if hasattr(helper, "guest_files"):
+            return list(helper.guest_files(pair))
+    return []
+
+
 def run_script(lab: Lab, checks: list[PlannedCheck], series: str, check_timeout: float | None = None) -> str:
     """The payload's run.sh: like checks.script() (same library, KTAP on fd 3), with
     $SERIES for lessons that differ by kernel. A module or file left behind keeps the

@@ -4,8 +4,13 @@ The host translates and builds (`stap -p4 -r RELEASE -m NAME -R RUNTIME`,
 Debian's `systemtap` package and the kernel's headers); the guest only loads
 the module with `staprun`, which execs `stapio` to read the module's output
 through relay files in debugfs. Neither tool exists in the busybox guest, so
-guest_files() packs them with their shared libraries and the dynamic loader
-into the payload, and guest_setup() is the shell that makes them runnable.
+staprun_files() packs them with their shared libraries and the dynamic loader
+(~3.3 MB) and guest_setup() is the shell that makes them runnable. They are
+shared by every run: guest_files(pair), the kind's hook, bakes them into the
+agent's initramfs under GUEST_ROOT (/opt/dbgscaffold/stap), so a payload
+carries only the compiled modules, the checks and run.sh (~100 KB, a few
+seconds over the UART) and a restored snapshot (its own, keyed by that
+initramfs) works.
 
 Debian bookworm's SystemTap 4.8 predates the lab kernels' APIs: 6.1.1xx got
 task_work_cancel_func() by a stable backport, and 6.12 lost strlcpy(),
@@ -30,7 +35,7 @@ $STAPRUN. Importing this module imports nothing else of dbgscaffold.lab.
 Pure: parse_stap_version(), probe_features(), compat_header(), parse_ldd(),
 kprobe_functions(), symbol_map(), guest_setup(), stap_errors(),
 payload_script(). Edges: find_stap(), prepared_runtime(), build_tree(),
-compile_script() / compile_module() / compile_scripts(), guest_files(),
+compile_script() / compile_module() / compile_scripts(), staprun_files(), guest_files(),
 lab_payload_files(), prepare().
 """
 
@@ -430,10 +435,10 @@ def _ldd(binary: Path) -> tuple[list[Path], Path | None]:
     return parse_ldd(r.stdout)
 
 
-def guest_files(dest_root: str) -> list[FileSpec]:
-    """staprun, stapio, their shared libraries and the dynamic loader, for a
-    payload under `dest_root` (e.g. agent.PAYLOAD_ROOT + "/stap"): bin/staprun,
-    bin/stapio, lib/*. Source guest_setup(dest_root) before using $STAPRUN."""
+def staprun_files(dest_root: str) -> list[FileSpec]:
+    """staprun, stapio, their shared libraries and the dynamic loader, for the
+    guest under `dest_root` (GUEST_ROOT): bin/staprun, bin/stapio, lib/*.
+    Source guest_setup(dest_root) before using $STAPRUN."""
     staprun, stapio = find_staprun()
     dest_root = dest_root.rstrip("/")
     files = [FileSpec.from_path(f"{dest_root}/bin/staprun", staprun, 0o755), FileSpec.from_path(f"{dest_root}/bin/stapio", stapio, 0o755)]
@@ -454,7 +459,7 @@ def guest_files(dest_root: str) -> list[FileSpec]:
 
 # ---------------------------------------------------------------- a lab's payload
 
-GUEST_ROOT = "/run/payload/stap"  # agent.PAYLOAD_ROOT + "/stap": staprun, stapio, libraries
+GUEST_ROOT = "/opt/dbgscaffold/stap"  # staprun, stapio, libraries: in the agent initramfs (guest_files), not the payload
 GUEST_KO_DIR = "/run/payload/ko"  # one module per script: hello.stp -> hello.ko ($STAP_KO_DIR); NAME.err if it did not build
 GUEST_CHECK_DIR = "/run/payload/checks"
 CHECK_TIMEOUT = 180  # seconds, per check, in the guest (the checks bound staprun themselves)
@@ -503,20 +508,26 @@ def compile_scripts(scripts: Sequence[Path], release: str, workdir: Path) -> tup
 def lab_payload_files(kos: Sequence[Path], checks: Sequence[tuple[str, Path]], series: str,
                       errors: dict[str, str] | None = None, check_timeout: int = CHECK_TIMEOUT) -> list[FileSpec]:
     """The payload's files: the modules (and NAME.err for a script that did not
-    build), the checks (name, host path) under checks/, staprun with its
-    libraries, run.sh. For agent.pack_payload()."""
+    build), the checks (name, host path) under checks/, run.sh. For
+    agent.pack_payload(); staprun is in the agent initramfs (guest_files())."""
     from ..vm.agent import PAYLOAD_SCRIPT
 
     files = [FileSpec.from_path(f"{GUEST_KO_DIR}/{Path(k).name}", Path(k), 0o644) for k in kos]
     files += [FileSpec(f"{GUEST_KO_DIR}/{name}.err", text.encode(), 0o644) for name, text in sorted((errors or {}).items())]
     plan = [(name, f"{GUEST_CHECK_DIR}/{name}") for name, _ in checks]
     files += [FileSpec.from_path(guest, Path(path), 0o755) for (_, guest), (_, path) in zip(plan, checks)]
-    files += guest_files(GUEST_ROOT)
     files.append(FileSpec(PAYLOAD_SCRIPT, payload_script(plan, series, check_timeout).encode(), 0o755))
     return files
 
 
 # ---------------------------------------------------------------- the lab kind (dbgscaffold.lab.run)
+
+
+def guest_files(pair=None) -> list[FileSpec]:
+    """The kind's shared guest files (docs/labs-format.md, "Lab kinds"): staprun,
+    stapio and their libraries under GUEST_ROOT, baked into the agent initramfs
+    by runner.run_prepared(guest_files=). The same for every kernel."""
+    return staprun_files(GUEST_ROOT)
 
 
 def lab_scripts(lab) -> list[str]:
@@ -546,13 +557,8 @@ def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout
     not build fails the checks that run it (with stap's message); none
     building is a build failure (StapFailed, exit 3).
 
-    The payload is ~3.3 MB, almost all staprun's libraries (libstdc++, libc,
-    libm, NSS): through the guest's UART that takes 20 s on a quiet machine and
-    100-200 s on a loaded one, so the run needs a --timeout of several minutes
-    and, today, snapshot=False (a restored guest does not answer within
-    session.RESTORE_ALIVE_SECONDS, and sending >= 3 MB to one ends in a
-    BrokenPipeError). Staging guest_files() in the agent's initramfs instead
-    would make the payload ~100 KB."""
+    The payload holds the modules, the checks and run.sh (~100-200 KB); staprun
+    and its ~3.3 MB of libraries are guest_files(), in the agent's initramfs."""
     from ..vm.agent import pack_payload
     from ..vm.runner import Prepared
 
