@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tools
-from dbgscaffold.kbuild import RETRY_NOTE, build_key, builds_dir, incremental_build, prune_builds
+from dbgscaffold.kbuild import RETRY_NOTE, UP_TO_DATE_NOTE, _cmd_inputs, build_key, builds_dir, incremental_build, prune_builds
 
 A_C = """\
 // SPDX-License-Identifier: GPL-2.0
@@ -108,6 +108,54 @@ def test_second_build_without_change_compiles_nothing_and_keeps_the_ko(project, 
     third, out3 = build_ko(project, kdir)
     assert compiled(out3) == set(), out3
     assert third == first
+
+
+def test_an_unchanged_tree_skips_make_and_a_changed_one_runs_it(project, kdir, cache):
+    first, out1 = build_ko(project, kdir)
+    assert UP_TO_DATE_NOTE not in out1
+    second, out2 = build_ko(project, kdir)
+    assert out2 == UP_TO_DATE_NOTE and second == first
+    (project / "b.c").write_text(B_C % 3)
+    third, out3 = build_ko(project, kdir)
+    assert UP_TO_DATE_NOTE not in out3 and compiled(out3) == {"b.o"}
+    assert b"twofile-tag-3" in third
+
+
+def test_a_changed_header_outside_the_project_runs_make(project, kdir, cache, tmp_path):
+    # The sync only sees the project's files; a header included from elsewhere is
+    # a dependency kbuild recorded in the .cmd file, like the kernel's own headers.
+    outside = tmp_path / "shared"
+    outside.mkdir()
+    (outside / "tag.h").write_text('#define TWOFILE_TAG "shared-1"\n')
+    (project / "Kbuild").write_text(KBUILD + f"ccflags-y += -I{outside}\n")
+    (project / "b.c").write_text(B_C.replace('"twofile-tag-%s"', "TWOFILE_TAG").replace('#include "b.h"', '#include "b.h"\n#include <tag.h>'))
+    first, _ = build_ko(project, kdir)
+    assert b"shared-1" in first
+    assert build_ko(project, kdir)[1] == UP_TO_DATE_NOTE
+    time.sleep(0.01)
+    (outside / "tag.h").write_text('#define TWOFILE_TAG "shared-2"\n')
+    second, out = build_ko(project, kdir)
+    assert out != UP_TO_DATE_NOTE and compiled(out) == {"b.o"}, out
+    assert b"shared-2" in second
+    # a dependency that vanished is a reason to ask make too (whatever make decides)
+    (outside / "tag.h").unlink()
+    with incremental_build(project, kdir) as (_, result):
+        assert result.output != UP_TO_DATE_NOTE and "Entering directory" in result.output
+
+
+def test_cmd_inputs_reads_source_deps_and_wildcards():
+    text = (
+        "savedcmd_/t/b.o := gcc -c -o /t/b.o /t/b.c\n\n"
+        "source_/t/b.o := /t/b.c\n\n"
+        "deps_/t/b.o := \\\n"
+        "  include/linux/compiler-version.h \\\n"
+        "    $(wildcard include/config/CC_VERSION_TEXT) \\\n"
+        "  /t/b.h \\\n\n"
+        "/t/b.o: $(deps_/t/b.o)\n\n$(deps_/t/b.o):\n"
+    )
+    needed, optional = _cmd_inputs(text)
+    assert needed == {"/t/b.c", "include/linux/compiler-version.h", "/t/b.h"}
+    assert optional == {"include/config/CC_VERSION_TEXT"}
 
 
 def test_changing_one_file_recompiles_only_that_file(project, kdir, cache):
