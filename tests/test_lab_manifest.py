@@ -218,3 +218,62 @@ def test_systemtap_scripts_carry_todo_regions_and_are_skeletonized(tmp_path):
     assert [(r.task, r.file) for r in lab.regions] == [(1, "hello.stp")]
     skel = project_files(lab, solution=False)["hello.stp"].decode()
     assert 'log("hello")' not in skel and '\tprintln("TODO 1")\n' in skel
+
+
+def test_checks_lib_is_shipped_sourced_and_copied_but_not_a_check(tmp_path):
+    from dbgscaffold.lab.project import write_project
+    from dbgscaffold.lab.run import GUEST_CHECK_LIB, payload_files, plan, run_script
+
+    folder = make_lab(tmp_path, checks={"visible/10-dir.sh": "# task: 1\n# title: dir\nhelper\n",
+                                        "hidden/11-more.sh": "# task: 1\nhelper\n", "lib.sh": "helper() { ok helped; }\n"})
+    lab = load_lab(folder)
+    assert lab.check_lib == folder / "checks" / "lib.sh" and "lib.sh" not in [c.name for c in lab.checks]
+    assert f"DBGS_CHECK_LIB={GUEST_CHECK_LIB}" in run_script(lab, plan(lab, False), "6.1")
+    ko = tmp_path / "tiny.ko"
+    ko.write_bytes(b"\x7fELF")
+    for hidden in (False, True):  # lab check and lab grade alike
+        shipped = {f.dest: f for f in payload_files(lab, ko, "# run.sh\n", hidden)}
+        assert shipped[GUEST_CHECK_LIB].data == b"helper() { ok helped; }\n" and shipped[GUEST_CHECK_LIB].mode == 0o644
+    write_project(lab, tmp_path / "work")
+    lib = tmp_path / "work" / "tests" / "lib.sh"
+    assert lib.read_text() == "helper() { ok helped; }\n" and not lib.stat().st_mode & 0o111  # not run as a test of its own
+    assert (tmp_path / "work" / "tests" / "10-dir.sh").stat().st_mode & 0o111
+
+
+def test_a_lab_without_lib_sh_exports_no_library(tmp_path):
+    from dbgscaffold.lab.project import project_files
+    from dbgscaffold.lab.run import plan, run_script
+
+    lab = load_lab(make_lab(tmp_path))
+    assert lab.check_lib is None and "DBGS_CHECK_LIB" not in run_script(lab, plan(lab, True), "6.1")
+    assert "tests/lib.sh" not in project_files(lab, solution=True)
+
+
+def test_a_check_named_like_the_library_is_an_error(tmp_path):
+    folder = make_lab(tmp_path, checks={"visible/10-dir.sh": "# task: 1\nok x\n", "hidden/lib.sh": "# task: 1\nok y\n"})
+    with pytest.raises(LabError) as info:
+        load_lab(folder)
+    assert f"{folder}/checks/hidden/lib.sh: error: a check may not be named lib.sh" in str(info.value)
+    assert "Fix: rename it" in str(info.value)
+
+
+def test_run_user_check_sources_the_lab_library_first(tmp_path):
+    """ktap.sh's run_user_check: $DBGS_CHECK_LIB's functions exist in the check's shell."""
+    import subprocess
+
+    from conftest import require
+    from dbgscaffold.vm import checks
+    from dbgscaffold.vm.initramfs import BUSYBOX
+
+    require(BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")
+    ktap = tmp_path / "ktap.sh"
+    # _user sources the library from its guest path: point it at this copy.
+    ktap.write_text(checks.guest_library().replace(". /checks/ktap.sh;", f". {ktap};"))
+    (tmp_path / "lib.sh").write_text("helper() { ok \"helped by $MODULE\"; }\n")
+    (tmp_path / "check.sh").write_text("helper\n")
+    out = tmp_path / "fd3"
+    script = f"exec 3>{out}\n. {ktap}\nrun_user_check 1 c {tmp_path}/check.sh\n"
+    env = {"PATH": "/usr/bin:/bin", "DBGS_TMP": str(tmp_path), "DBGS_KMSG": str(tmp_path / "kmsg"), "MODULE": "tiny",
+           "DBGS_CHECK_LIB": str(tmp_path / "lib.sh")}
+    subprocess.run([str(BUSYBOX), "sh", "-c", script], env=env, timeout=30, check=True, stdin=subprocess.DEVNULL)
+    assert "  ok 1 helped by tiny\n" in out.read_text() and "\nok 1 c\n" in out.read_text()

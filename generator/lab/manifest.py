@@ -17,6 +17,7 @@ from ..spec import Problem, _syntax_problem
 from .skeleton import SkeletonError, TodoRegion, skeleton_text
 
 MANIFEST = "lab.toml"
+CHECK_LIB = "lib.sh"  # checks/lib.sh: shell functions sourced before each check (not a check itself)
 KINDS = ("module", "systemtap")
 SOURCE_SUFFIXES = (".c", ".h", ".stp")  # solution files with TODO markers (C, SystemTap scripts)
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -83,6 +84,12 @@ class Lab:
     @property
     def readme(self) -> Path:
         return self.root / "README.md"
+
+    @property
+    def check_lib(self) -> Path | None:
+        """checks/lib.sh, the functions every check of the lab may use, if the lab has one."""
+        path = self.root / "checks" / CHECK_LIB
+        return path if path.is_file() else None
 
     @property
     def max_points(self) -> float:
@@ -305,6 +312,10 @@ def load_lab(folder: Path) -> Lab:
     for hidden in (False, True):
         d = folder / "checks" / ("hidden" if hidden else "visible")
         for p in sorted(d.glob("*.sh")) if d.is_dir() else []:
+            if p.name == CHECK_LIB:  # its guest path would be the shared library's
+                problems.append(Problem(str(p), 0, "", f"a check may not be named {CHECK_LIB}: that is the name of the checks' shared library",
+                                        f"rename it (e.g. 15-lib.sh), or move shared functions to {folder / 'checks' / CHECK_LIB}"))
+                continue
             task, title, probs = parse_check_header(p.read_text(encoding="utf-8", errors="replace"), str(p))
             problems += probs
             if task is None:

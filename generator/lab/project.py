@@ -1,7 +1,8 @@
 """Write a lab out: the student's skeleton or the instructor's solution.
 
 A project holds the sources (Kbuild, Makefile, *.c, *.h), README.md, tests/
-(the checks it may run: visible ones for a skeleton, all for a solution) and
+(the checks it may run: visible ones for a skeleton, all for a solution; and
+lib.sh, the functions they share, when the lab has one) and
 MARKER, which names the lab so `lab check` knows what to run.
 Edges only (files); the skeleton text itself comes from skeleton.py.
 """
@@ -14,7 +15,7 @@ import tomllib
 from pathlib import Path
 
 from ..errors import UserError
-from .manifest import SOURCE_SUFFIXES, Lab
+from .manifest import CHECK_LIB, SOURCE_SUFFIXES, Lab
 from .skeleton import skeleton_text
 
 MARKER = ".dbgscaffold-lab"
@@ -35,6 +36,8 @@ def project_files(lab: Lab, solution: bool, only: frozenset[int] | None = None) 
     for c in lab.checks:
         if solution or not c.hidden:
             out[f"tests/{c.name}"] = c.path.read_bytes()
+    if lab.check_lib is not None:  # every lab has visible checks: they need it
+        out[f"tests/{CHECK_LIB}"] = lab.check_lib.read_bytes()
     kind = "solution" if solution else "skeleton"
     out[MARKER] = f'# dbgscaffold lab project: `dbgscaffold lab check` reads this\nlab = "{lab.id}"\nfrom = "{kind}"\n'.encode()
     return out
@@ -55,7 +58,7 @@ def write_project(lab: Lab, dest: Path, solution: bool = False, force: bool = Fa
             p = staging / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
-            if rel.startswith("tests/"):
+            if rel.startswith("tests/") and rel != f"tests/{CHECK_LIB}":  # not executable: not a test of its own
                 p.chmod(0o755)
         staging.chmod(0o755)
         if dest.exists():

@@ -20,12 +20,14 @@ from ..errors import EXIT_BUILD, EXIT_OK, UserError
 from ..vm import checks as checks_mod
 from ..vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
 from ..vm.initramfs import FileSpec
-from .manifest import Lab
+from .manifest import CHECK_LIB, Lab
 from .skeleton import TodoRegion, todo_at
 
 DEBUGFS = checks_mod.DEBUGFS
 _BEFORE = "/tmp/.dbgs-debugfs-before"
 PASSED = ("pass", "skip")
+GUEST_CHECKS = f"{PAYLOAD_ROOT}/checks"
+GUEST_CHECK_LIB = f"{GUEST_CHECKS}/{CHECK_LIB}"  # ktap.sh's run_user_check sources $DBGS_CHECK_LIB before each check
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def plan(lab: Lab, hidden: bool) -> list[PlannedCheck]:
         f"ls -A {DEBUGFS} > {_BEFORE}; insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}"))]
     for c in lab.run_checks(hidden):
         title = f"task {c.task}: {c.title}" if c.task else c.title
-        out.append(PlannedCheck(title, c.task, c.hidden, c.name, f"{PAYLOAD_ROOT}/checks/{c.name}"))
+        out.append(PlannedCheck(title, c.task, c.hidden, c.name, f"{GUEST_CHECKS}/{c.name}"))
     out.append(PlannedCheck(f"rmmod {name}", 0, body=(
         f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod: $(cat /tmp/.err)\"; exit 1; }}")))
     gone = f"[ ! -e {_q(root)} ] || {{ diag '{root} is still there after rmmod: remove the tree in the exit function'; exit 1; }}; " if root else ""
@@ -86,13 +88,16 @@ def lab_guest_files(lab: Lab, pair) -> list[FileSpec]:
 
 def run_script(lab: Lab, checks: list[PlannedCheck], series: str, check_timeout: float | None = None) -> str:
     """The payload's run.sh (checks.render_script(): same library, KTAP on fd 3), with
-    $SERIES for lessons that differ by kernel. A module or file left behind keeps the
-    module loaded at the end, so the runner replaces the VM before the next student."""
+    $SERIES for lessons that differ by kernel and the lab's checks/lib.sh, if any,
+    sourced before each check. A module or file left behind keeps the module loaded
+    at the end, so the runner replaces the VM before the next student."""
     ko = f"{PAYLOAD_ROOT}/{lab.module}.ko"
     root = f"{DEBUGFS}/{lab.debugfs_root}" if lab.debugfs_root else ""
+    variables = {"MODULE": lab.module, "ROOT": root, "KO": ko, "SERIES": series}
+    if lab.check_lib is not None:
+        variables["DBGS_CHECK_LIB"] = GUEST_CHECK_LIB
     return checks_mod.render_script(
-        "one lab submission's checks on one kernel",
-        {"MODULE": lab.module, "ROOT": root, "KO": ko, "SERIES": series},
+        "one lab submission's checks on one kernel", variables,
         [(c.name, c.body, c.guest) for c in checks], check_timeout,
         epilogue=(f"ls -A {DEBUGFS} | cmp -s {_BEFORE} - || insmod {_q(ko)} 2>/dev/null",),
     )
@@ -169,10 +174,18 @@ def prepare(lab: Lab, project: Path, pair, workdir: Path, hidden: bool, check_ti
     t0 = time.monotonic()
     checks = plan(lab, hidden)
     script = run_script(lab, checks, series_of(pair.version), check_timeout)
+    files = payload_files(lab, ko, script, hidden)
+    return Prepared(lab.module, tuple(c.name for c in checks), pack_payload(files), build_seconds, time.monotonic() - t0)
+
+
+def payload_files(lab: Lab, ko: Path, script: str, hidden: bool) -> list[FileSpec]:
+    """The .ko, run.sh, the run's checks and the lab's checks/lib.sh (for agent.pack_payload())."""
     files = [FileSpec.from_path(f"{PAYLOAD_ROOT}/{lab.module}.ko", ko, 0o644), FileSpec(PAYLOAD_SCRIPT, script.encode(), 0o755)]
     for c in lab.run_checks(hidden):
-        files.append(FileSpec.from_path(f"{PAYLOAD_ROOT}/checks/{c.name}", c.path, 0o755))
-    return Prepared(lab.module, tuple(c.name for c in checks), pack_payload(files), build_seconds, time.monotonic() - t0)
+        files.append(FileSpec.from_path(f"{GUEST_CHECKS}/{c.name}", c.path, 0o755))
+    if lab.check_lib is not None:
+        files.append(FileSpec.from_path(GUEST_CHECK_LIB, lab.check_lib, 0o644))
+    return files
 
 
 def _kind_helper(lab: Lab):
