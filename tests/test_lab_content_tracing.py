@@ -67,6 +67,26 @@ def test_lab_loads_with_a_visible_and_a_hidden_check_per_task(lab_id):
     assert lab.readme.is_file()
 
 
+def test_ftrace_trace_sh_is_the_students_and_parses_in_the_solution_and_the_skeleton(tmp_path):
+    """The checks run the student's trace.sh: shipped from the project, with a TODO
+    region per task; both versions are valid busybox sh (the skeleton's case branches
+    are empty)."""
+    import subprocess
+
+    from dbgscaffold.lab.project import project_files
+
+    lab = _lab("ftrace")
+    assert lab.student_files == ("trace.sh",) and lab.check_lib is not None
+    assert {r.task for r in lab.regions if r.file == "trace.sh"} == {t.number for t in lab.tasks}
+    require(initramfs.BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")
+    for solution in (True, False):
+        script = tmp_path / f"trace-{solution}.sh"
+        text = project_files(lab, solution)["trace.sh"]
+        script.write_bytes(text)
+        assert subprocess.run([str(initramfs.BUSYBOX), "sh", "-n", str(script)], capture_output=True, timeout=10).returncode == 0
+        assert (b"echo function > $T/current_tracer" in text) == solution
+
+
 def test_ftrace_readme_table_is_check_configs_tracer_map():
     """The table between the markers is generated from kernel_configs/ftrace-tracers.toml
     (what `check-config --explain` prints) against the two lab kernels' configs."""

@@ -232,7 +232,7 @@ def test_checks_lib_is_shipped_sourced_and_copied_but_not_a_check(tmp_path):
     ko = tmp_path / "tiny.ko"
     ko.write_bytes(b"\x7fELF")
     for hidden in (False, True):  # lab check and lab grade alike
-        shipped = {f.dest: f for f in payload_files(lab, ko, "# run.sh\n", hidden)}
+        shipped = {f.dest: f for f in payload_files(lab, ko, "# run.sh\n", hidden, tmp_path)}
         assert shipped[GUEST_CHECK_LIB].data == b"helper() { ok helped; }\n" and shipped[GUEST_CHECK_LIB].mode == 0o644
     write_project(lab, tmp_path / "work")
     lib = tmp_path / "work" / "tests" / "lib.sh"
@@ -277,3 +277,52 @@ def test_run_user_check_sources_the_lab_library_first(tmp_path):
            "DBGS_CHECK_LIB": str(tmp_path / "lib.sh")}
     subprocess.run([str(BUSYBOX), "sh", "-c", script], env=env, timeout=30, check=True, stdin=subprocess.DEVNULL)
     assert "  ok 1 helped by tiny\n" in out.read_text() and "\nok 1 c\n" in out.read_text()
+
+
+SCRIPT = "#!/bin/sh\ncase $1 in\nfunction)\n    # TODO 1: the tracer\n    echo function > current_tracer\n    # END TODO 1\n    ;;\nesac\n"
+
+
+def test_student_files_are_shipped_from_the_project_and_skeletonized(tmp_path):
+    from dbgscaffold.lab.project import project_files
+    from dbgscaffold.lab.run import GUEST_PROJECT, payload_files, plan, run_script
+
+    folder = make_lab(tmp_path, GOOD.replace('debugfs_root = "tiny"', 'debugfs_root = "tiny"\nstudent_files = ["trace.sh"]'))
+    (folder / "solution" / "trace.sh").write_text(SCRIPT)
+    lab = load_lab(folder)
+    assert lab.student_files == ("trace.sh",) and [(r.task, r.file) for r in lab.regions] == [(1, "tiny.c"), (1, "trace.sh")]
+    assert "echo function" not in project_files(lab, solution=False)["trace.sh"].decode()
+    assert f"PROJECT={GUEST_PROJECT}" in run_script(lab, plan(lab, True), "6.1")
+    project = tmp_path / "student"
+    project.mkdir()
+    (project / "trace.sh").write_text("echo mine\n")  # the student's copy, not the lab's
+    ko = tmp_path / "tiny.ko"
+    ko.write_bytes(b"\x7fELF")
+    shipped = {f.dest: f for f in payload_files(lab, ko, "# run.sh\n", False, project)}
+    assert shipped[f"{GUEST_PROJECT}/trace.sh"].data == b"echo mine\n" and shipped[f"{GUEST_PROJECT}/trace.sh"].mode == 0o755
+    (project / "trace.sh").unlink()  # deleted: not shipped, the checks that run it fail
+    assert not any(f.dest.startswith(GUEST_PROJECT) for f in payload_files(lab, ko, "# run.sh\n", False, project))
+    plain = load_lab(make_lab(tmp_path / "plain"))
+    assert "PROJECT=" not in run_script(plain, plan(plain, True), "6.1")
+
+
+def test_a_student_file_missing_from_the_solution_names_it_and_the_fix(tmp_path):
+    folder = make_lab(tmp_path, GOOD.replace('debugfs_root = "tiny"', 'debugfs_root = "tiny"\nstudent_files = ["trace.sh"]'))
+    with pytest.raises(LabError) as info:
+        load_lab(folder)
+    assert (f"{folder}/lab.toml:6: error: [lab]: student_files: no file {folder}/solution/trace.sh. "
+            "Fix: add solution/trace.sh (the working version, with TODO markers), or remove 'trace.sh' from student_files") in str(info.value)
+
+
+@pytest.mark.parametrize("value,message", [
+    ('"trace.sh"', "student_files must be a list of file names in solution/, not 'trace.sh'"),
+    ('["../x.sh"]', "student_files: '../x.sh' must be a path relative to solution/"),
+    ('["/etc/x.sh"]', "student_files: '/etc/x.sh' must be a path relative to solution/"),
+])
+def test_bad_student_files_are_manifest_errors(value, message):
+    msg = _problems(GOOD.replace('debugfs_root = "tiny"', f'debugfs_root = "tiny"\nstudent_files = {value}'))
+    assert f"tiny/lab.toml:6: error: [lab]: {message}" in msg
+
+
+def test_student_files_are_for_module_labs():
+    msg = _problems(GOOD.replace('debugfs_root = "tiny"', 'debugfs_root = "tiny"\nkind = "systemtap"\nstudent_files = ["a.sh"]'))
+    assert "student_files is for labs of kind \"module\"" in msg

@@ -89,3 +89,33 @@ def test_only_strips_just_the_named_tasks_for_one_task_mutants():
     assert "nothing();" not in text and "/* TODO 2: do nothing twice */\n}" in text
     assert skeleton_text(SOLUTION, only=frozenset({1, 2}))[0] == skeleton_text(SOLUTION)[0]
     assert skeleton_text(SOLUTION, only=frozenset())[0] == SOLUTION
+
+
+SCRIPT = """\
+#!/bin/sh
+case $1 in
+function)
+    # TODO 1: the function tracer on mytrace_step
+    echo mytrace_step > set_ftrace_filter
+    # skel: : nothing yet
+    # END TODO 1
+    ;;
+esac
+echo done  # a plain comment stays
+"""
+
+
+def test_shell_scripts_take_their_markers_as_shell_comments():
+    skel, regions = skeleton_text(SCRIPT, "lab/trace.sh")
+    assert [(r.task, r.text, r.start, r.end) for r in regions] == [(1, "the function tracer on mytrace_step", 4, 7)]
+    assert skel == SCRIPT.replace("    echo mytrace_step > set_ftrace_filter\n    # skel: : nothing yet\n    # END TODO 1\n", "    : nothing yet\n")
+    # C markers mean nothing in a script, and the other way round
+    assert skeleton_text("/* TODO 1: x */\n", "lab/t.sh")[1] == [] and skeleton_text("# TODO 1: x\n", "lab/x.c")[1] == []
+
+
+def test_shell_marker_errors_show_the_shell_forms():
+    with pytest.raises(SkeletonError) as info:
+        skeleton_text("# TODO 1: a\n# TODO: later\necho\n", "lab/trace.sh")
+    msg = str(info.value)
+    assert "lab/trace.sh:2: error: malformed marker: '# TODO: later'. Fix: write '# TODO n: text', '# END TODO n' or '# skel: CODE' alone on the line" in msg
+    assert "lab/trace.sh:1: error: TODO 1 is never closed. Fix: add # END TODO 1 after its code" in msg

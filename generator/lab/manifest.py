@@ -19,7 +19,7 @@ from .skeleton import SkeletonError, TodoRegion, skeleton_text
 MANIFEST = "lab.toml"
 CHECK_LIB = "lib.sh"  # checks/lib.sh: shell functions sourced before each check (not a check itself)
 KINDS = ("module", "systemtap")
-SOURCE_SUFFIXES = (".c", ".h", ".stp")  # solution files with TODO markers (C, SystemTap scripts)
+SOURCE_SUFFIXES = (".c", ".h", ".stp", ".sh")  # solution files with TODO markers (C, SystemTap, shell scripts)
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _HEADER = re.compile(r"^#\s*(task|title)\s*:\s*(.*?)\s*$")
@@ -75,7 +75,8 @@ class Lab:
     regions: tuple[TodoRegion, ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
     timeout: float | None = None  # seconds a run needs at least (a slow lab: SystemTap under TCG)
-    check_timeout: float | None = None  # seconds one check needs at least  # tables a kind's helper reads ([systemtap] ...)
+    check_timeout: float | None = None  # seconds one check needs at least
+    student_files: tuple[str, ...] = ()  # project files the checks run (e.g. a tracing script): in each payload
 
     @property
     def solution(self) -> Path:
@@ -158,7 +159,8 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
     for key in data:
         if key not in ("lab", "requires", "task") and not isinstance(data[key], dict):
             err(("", 0), key, "", f"unknown top-level key {key!r}", "use [lab], [requires] and [[task]].")
-    known = {"id", "title", "order", "module", "debugfs_root", "summary", "kind", "load_points", "timeout", "check_timeout"}
+    known = {"id", "title", "order", "module", "debugfs_root", "summary", "kind", "load_points", "timeout", "check_timeout",
+             "student_files"}
     for key in lab:
         if key not in known:
             err(L, key, "[lab]", f"unknown key {key!r}", f"use one of: {', '.join(sorted(known))}.")
@@ -188,6 +190,16 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
     load_points = lab.get("load_points", 1)
     if not _num(load_points) or load_points < 0:
         err(L, "load_points", "[lab]", f"load_points must be a number >= 0, not {load_points!r}", "load_points = 1")
+    student_files = lab.get("student_files", [])
+    if not isinstance(student_files, list) or not all(isinstance(x, str) and x for x in student_files):
+        err(L, "student_files", "[lab]", f"student_files must be a list of file names in solution/, not {student_files!r}", 'student_files = ["trace.sh"]')
+        student_files = []
+    for name in student_files:
+        if name.startswith("/") or ".." in name.split("/"):
+            err(L, "student_files", "[lab]", f"student_files: {name!r} must be a path relative to solution/", 'student_files = ["trace.sh"]')
+    if student_files and kind != "module":
+        err(L, "student_files", "[lab]", f"student_files is for labs of kind \"module\"; a {kind!r} lab's helper ships its own files",
+            "remove it (a systemtap lab lists its scripts in [systemtap] scripts)")
 
     req = data.get("requires", {})
     R = ("requires", 0)
@@ -250,6 +262,7 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
         tasks=tuple(sorted(tasks, key=lambda t: t.number)), root=folder, extra=extra,
         timeout=float(lab["timeout"]) if "timeout" in lab else None,
         check_timeout=float(lab["check_timeout"]) if "check_timeout" in lab else None,
+        student_files=tuple(student_files),
     )
 
 
@@ -308,6 +321,11 @@ def load_lab(folder: Path) -> Lab:
                 problems += exc.problems
                 continue
             regions += [replace(r, file=str(rel)) for r in found]
+        for name in lab.student_files:
+            if not (lab.solution / name).is_file():
+                problems.append(Problem(source, where.get(("lab", 0), {}).get("student_files", 1), "[lab]",
+                                        f"student_files: no file {lab.solution / name}",
+                                        f"add solution/{name} (the working version, with TODO markers), or remove {name!r} from student_files"))
     checks: list[LabCheck] = []
     for hidden in (False, True):
         d = folder / "checks" / ("hidden" if hidden else "visible")

@@ -28,6 +28,7 @@ _BEFORE = "/tmp/.dbgs-debugfs-before"
 PASSED = ("pass", "skip")
 GUEST_CHECKS = f"{PAYLOAD_ROOT}/checks"
 GUEST_CHECK_LIB = f"{GUEST_CHECKS}/{CHECK_LIB}"  # ktap.sh's run_user_check sources $DBGS_CHECK_LIB before each check
+GUEST_PROJECT = f"{PAYLOAD_ROOT}/project"  # $PROJECT: the student's [lab] student_files
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,15 @@ def lab_guest_files(lab: Lab, pair) -> list[FileSpec]:
 
 def run_script(lab: Lab, checks: list[PlannedCheck], series: str, check_timeout: float | None = None) -> str:
     """The payload's run.sh (checks.render_script(): same library, KTAP on fd 3), with
-    $SERIES for lessons that differ by kernel and the lab's checks/lib.sh, if any,
-    sourced before each check. A module or file left behind keeps the module loaded
-    at the end, so the runner replaces the VM before the next student."""
+    $SERIES for lessons that differ by kernel, $PROJECT where the student_files are,
+    and the lab's checks/lib.sh, if any, sourced before each check. A module or file
+    left behind keeps the module loaded at the end, so the runner replaces the VM
+    before the next student."""
     ko = f"{PAYLOAD_ROOT}/{lab.module}.ko"
     root = f"{DEBUGFS}/{lab.debugfs_root}" if lab.debugfs_root else ""
     variables = {"MODULE": lab.module, "ROOT": root, "KO": ko, "SERIES": series}
+    if lab.student_files:
+        variables["PROJECT"] = GUEST_PROJECT
     if lab.check_lib is not None:
         variables["DBGS_CHECK_LIB"] = GUEST_CHECK_LIB
     return checks_mod.render_script(
@@ -174,17 +178,22 @@ def prepare(lab: Lab, project: Path, pair, workdir: Path, hidden: bool, check_ti
     t0 = time.monotonic()
     checks = plan(lab, hidden)
     script = run_script(lab, checks, series_of(pair.version), check_timeout)
-    files = payload_files(lab, ko, script, hidden)
+    files = payload_files(lab, ko, script, hidden, Path(project))
     return Prepared(lab.module, tuple(c.name for c in checks), pack_payload(files), build_seconds, time.monotonic() - t0)
 
 
-def payload_files(lab: Lab, ko: Path, script: str, hidden: bool) -> list[FileSpec]:
-    """The .ko, run.sh, the run's checks and the lab's checks/lib.sh (for agent.pack_payload())."""
+def payload_files(lab: Lab, ko: Path, script: str, hidden: bool, project: Path) -> list[FileSpec]:
+    """The .ko, run.sh, the run's checks, the lab's checks/lib.sh and the project's
+    student_files (for agent.pack_payload()). A student file missing from the project is
+    left out: the checks that run it say so and fail (the module's checks still score)."""
     files = [FileSpec.from_path(f"{PAYLOAD_ROOT}/{lab.module}.ko", ko, 0o644), FileSpec(PAYLOAD_SCRIPT, script.encode(), 0o755)]
     for c in lab.run_checks(hidden):
         files.append(FileSpec.from_path(f"{GUEST_CHECKS}/{c.name}", c.path, 0o755))
     if lab.check_lib is not None:
         files.append(FileSpec.from_path(GUEST_CHECK_LIB, lab.check_lib, 0o644))
+    for name in lab.student_files:
+        if (project / name).is_file():
+            files.append(FileSpec.from_path(f"{GUEST_PROJECT}/{name}", project / name, 0o755))
     return files
 
 

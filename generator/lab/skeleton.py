@@ -7,6 +7,9 @@ In a solution source:
     /* skel: return 0; */                      becomes `return 0;` in the skeleton
     /* END TODO 2 */                           closes it (dropped)
 
+In a shell script (*.sh) the markers are shell comments: `# TODO 2: text`,
+`# skel: CODE`, `# END TODO 2`.
+
 Pure: skeleton_text(), todo_at().
 """
 
@@ -18,11 +21,36 @@ from dataclasses import dataclass
 from ..errors import UserError
 from ..spec import Problem
 
-_OPEN = re.compile(r"^(\s*)/\* TODO (\d+): (.*\S) \*/\s*$")
-_CLOSE = re.compile(r"^\s*/\* END TODO (\d+) \*/\s*$")
-_SKEL = re.compile(r"^(\s*)/\* skel: (.*\S) \*/\s*$")
-_MARKERISH = re.compile(r"/\*\s*(?:END\s+)?TODO\b|/\*\s*skel:")
 _FUNCTION_END = re.compile(r"^}")
+
+
+@dataclass(frozen=True)
+class Markers:
+    """The TODO marker syntax of one kind of source file."""
+
+    open: re.Pattern  # groups: indentation, task, text
+    close: re.Pattern  # group: task
+    skel: re.Pattern  # groups: indentation, code
+    markerish: re.Pattern  # anything that looks like a marker (to reject malformed ones)
+    todo: str  # the three forms, for the fixes in error messages
+    end: str
+    skel_form: str
+
+
+C_MARKERS = Markers(
+    re.compile(r"^(\s*)/\* TODO (\d+): (.*\S) \*/\s*$"), re.compile(r"^\s*/\* END TODO (\d+) \*/\s*$"),
+    re.compile(r"^(\s*)/\* skel: (.*\S) \*/\s*$"), re.compile(r"/\*\s*(?:END\s+)?TODO\b|/\*\s*skel:"),
+    "/* TODO {n}: ... */", "/* END TODO {n} */", "/* skel: CODE */")
+SH_MARKERS = Markers(
+    re.compile(r"^(\s*)# TODO (\d+): (.*\S)\s*$"), re.compile(r"^\s*# END TODO (\d+)\s*$"),
+    re.compile(r"^(\s*)# skel: (.*\S)\s*$"), re.compile(r"#\s*(?:END\s+)?TODO\b|#\s*skel:"),
+    "# TODO {n}: ...", "# END TODO {n}", "# skel: CODE")
+_OPEN, _CLOSE = C_MARKERS.open, C_MARKERS.close  # todo_at() reads C sources (crash locations)
+
+
+def markers_for(name: str) -> Markers:
+    """The marker syntax of a solution file, by its name: shell comments in *.sh, C comments otherwise."""
+    return SH_MARKERS if name.endswith(".sh") else C_MARKERS
 
 
 class SkeletonError(UserError):
@@ -43,15 +71,17 @@ class TodoRegion:
 def skeleton_text(text: str, source: str = "<source>", only: frozenset[int] | None = None) -> tuple[str, list[TodoRegion]]:
     """The skeleton of one solution file and the regions found (solution line numbers).
     With `only`, just those tasks' regions are stripped (the others keep the solution's
-    lines, markers included): selfcheck's one-task mutants.
+    lines, markers included): selfcheck's one-task mutants. The marker syntax
+    follows the file name (markers_for(source)).
     Nested, unclosed, mismatched or malformed markers raise SkeletonError (file:line, fix)."""
+    m = markers_for(source)
     out: list[str] = []
     regions: list[TodoRegion] = []
     problems: list[Problem] = []
     current: tuple[int, str, int] | None = None  # task, text, line
     for number, line in enumerate(text.splitlines(keepends=True), 1):
         bare = line.rstrip("\n")
-        opened, closed, skel = _OPEN.match(bare), _CLOSE.match(bare), _SKEL.match(bare)
+        opened, closed, skel = m.open.match(bare), m.close.match(bare), m.skel.match(bare)
         region = current[0] if current is not None else int(opened.group(2)) if opened else None
         kept = only is not None and region is not None and region not in only  # a region left as in the solution
         if kept:
@@ -59,33 +89,33 @@ def skeleton_text(text: str, source: str = "<source>", only: frozenset[int] | No
         if opened:
             if current is not None:
                 problems.append(Problem(source, number, "", f"TODO {opened.group(2)} opens inside TODO {current[0]} (opened at line {current[2]}); regions do not nest",
-                                        f"close it first with /* END TODO {current[0]} */"))
+                                        f"close it first with {m.end.format(n=current[0])}"))
             current = (int(opened.group(2)), opened.group(3), number)
             if not kept:
                 out.append(line)
         elif closed:
             n = int(closed.group(1))
             if current is None:
-                problems.append(Problem(source, number, "", f"END TODO {n} without an open TODO {n}", f"add /* TODO {n}: ... */ above, or remove this line"))
+                problems.append(Problem(source, number, "", f"END TODO {n} without an open TODO {n}", f"add {m.todo.format(n=n)} above, or remove this line"))
             elif current[0] != n:
                 problems.append(Problem(source, number, "", f"END TODO {n} closes TODO {current[0]} (opened at line {current[2]})",
-                                        f"write /* END TODO {current[0]} */"))
+                                        f"write {m.end.format(n=current[0])}"))
                 current = None
             else:
                 regions.append(TodoRegion(n, current[1], current[2], number))
                 current = None
         elif skel:
             if current is None:
-                problems.append(Problem(source, number, "", "a skel: line outside a TODO region", "move it between /* TODO n: ... */ and /* END TODO n */"))
+                problems.append(Problem(source, number, "", "a skel: line outside a TODO region", f"move it between {m.todo.format(n='n')} and {m.end.format(n='n')}"))
             elif not kept:
                 out.append(skel.group(1) + skel.group(2) + "\n")
-        elif _MARKERISH.search(bare):
+        elif m.markerish.search(bare):
             problems.append(Problem(source, number, "", f"malformed marker: {bare.strip()!r}",
-                                    "write '/* TODO n: text */', '/* END TODO n */' or '/* skel: CODE */' alone on the line"))
+                                    f"write '{m.todo.format(n='n').replace('...', 'text')}', '{m.end.format(n='n')}' or '{m.skel_form}' alone on the line"))
         elif current is None:
             out.append(line)
     if current is not None:
-        problems.append(Problem(source, current[2], "", f"TODO {current[0]} is never closed", f"add /* END TODO {current[0]} */ after its code"))
+        problems.append(Problem(source, current[2], "", f"TODO {current[0]} is never closed", f"add {m.end.format(n=current[0])} after its code"))
     if problems:
         raise SkeletonError(problems)
     return "".join(out), regions

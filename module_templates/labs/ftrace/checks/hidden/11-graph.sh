@@ -1,16 +1,17 @@
 # task: 1
-# title: function_graph under run_write: mytrace_step exactly N times
+# title: trace.sh graph 3: function_graph under run_write, mytrace_step exactly 3 times
 
-tracing_ready || { not_ok "tracefs ready"; exit 1; }
 t0=$(cat "$ROOT/total")
-# Patch only the module's functions (the graph tracer would patch every kernel
-# function otherwise: slow under emulation), and graph only below run_write.
-echo ":mod:mytrace" > $T/set_ftrace_filter 2> /tmp/.err || not_ok "set_ftrace_filter: :mod:mytrace" "$(cat /tmp/.err)"
-echo run_write > $T/set_graph_function 2> /tmp/.err || not_ok "set_graph_function: run_write" "$(cat /tmp/.err)"
-echo function_graph > $T/current_tracer
-run 3 || not_ok "write 3 to run"
-saved
+trace graph 3
 n=$(count "mytrace_step\( \[mytrace\]\)*()")
-if [ "$n" = 3 ]; then ok "function_graph: run_write called mytrace_step 3 times"; else not_ok "function_graph: run_write called mytrace_step 3 times" "$n calls in the graph"; shown "run_write\|mytrace_step"; fi
+if [ "$n" = 3 ]; then ok "function_graph: run_write called mytrace_step 3 times"; else not_ok "function_graph: run_write called mytrace_step 3 times" "$n calls in the graph of 'trace.sh graph 3'"; shown "run_write\|mytrace_step"; fi
+# Unfiltered, the graph tracer patches every kernel function (slow under emulation)
+# and the graph shows the kernel functions run_write calls.
+if grep -q "kstrtouint_from_user\|queue_work_on\|flush_work" /tmp/trace; then
+    not_ok "only mytrace's functions are graphed" "the graph shows kernel functions: set_ftrace_filter to :mod:mytrace"
+    shown "kstrtouint_from_user\|queue_work_on\|flush_work"
+else
+    ok "only mytrace's functions are graphed"
+fi
 expect_read "$ROOT/total" "$((t0 + 3))\n"
 if put_fails "$ROOT/run" "0\n" "Invalid argument"; then ok "a write of 0 is refused"; else not_ok "a write of 0 is refused"; fi

@@ -1,22 +1,11 @@
 # task: 3
-# title: kmem, sched_switch and workqueue events tell what the work did
+# title: trace.sh events 5: kmem, sched_switch and workqueue events tell what the work did
 
-tracing_ready || { not_ok "tracefs ready"; exit 1; }
-for e in workqueue/workqueue_execute_start workqueue/workqueue_execute_end kmem/kmalloc kmem/kfree sched/sched_switch; do
-    echo 1 > $T/events/$e/enable || not_ok "enable $e"
-done
-# printf and echo are ash builtins: one process, the marker right after the write
-# returns (the work sleeps 100 ms: without flush_work it ends well after this).
-if printf '5\n' > "$ROOT/run" && echo "mytrace check: the write returned" > $T/trace_marker; then
-    ok "write 5 to run, then the marker"
-else
-    not_ok "write 5 to run, then the marker"
-fi
-saved
+trace events 5
 line() { grep -n -e "$1" /tmp/trace | head -n 1 | cut -d: -f1; }
 start=$(line "workqueue_execute_start: .*function mytrace_work_fn")
 end=$(line "workqueue_execute_end: .*function mytrace_work_fn")
-mark=$(line "mytrace check: the write returned")
+mark=$(line "trace.sh: the write of 5 returned")
 if [ -n "$start" ] && [ -n "$end" ] && [ -n "$mark" ] && [ "$end" -lt "$mark" ]; then
     ok "the work ended before the write returned"
 else
