@@ -27,6 +27,12 @@ def example():
     return parse_spec((SPECS / "example.toml").read_text())
 
 
+# `poweroff -f` ends every guest process; here: a mark, the main shell killed, and
+# the caller (the watchdog, when a check is stuck) gone too.
+FAKE_POWEROFF = '_poweroff() { echo off > "$DBGS_TMP/poweroff"; kill -KILL $$; exit 99; }'
+POWERED_OFF = -9  # the main shell's exit status after _poweroff
+
+
 def ash(script: str, tmp_path: Path) -> tuple[int, str, str]:
     """Run `script` under busybox ash with the guest library at hand; fd 3 -> a file."""
     require(BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")
@@ -34,10 +40,10 @@ def ash(script: str, tmp_path: Path) -> tuple[int, str, str]:
     lib.write_text(checks.guest_library())
     out = tmp_path / "fd3"
     proc = subprocess.run(
-        [str(BUSYBOX), "sh", "-c", f"exec 3>{out}\n. {lib}\n{script}\n"],
+        [str(BUSYBOX), "sh", "-c", f"exec 3>{out}\n. {lib}\n{FAKE_POWEROFF}\n{script}\n"],
         capture_output=True, text=True, cwd=tmp_path, timeout=30,
         stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin", "DBGS_TMP": str(tmp_path), "DBGS_KMSG": str(tmp_path / "kmsg"), "DBGS_POWEROFF": "exit 99"},
+        env={"PATH": "/usr/bin:/bin", "DBGS_TMP": str(tmp_path), "DBGS_KMSG": str(tmp_path / "kmsg"), "DBGS_POWEROFF": "_poweroff"},
     )
     return proc.returncode, out.read_text() if out.exists() else "", proc.stderr
 
@@ -167,6 +173,7 @@ def _run_checks(tmp_path: Path, limit: int, bodies: dict[str, str], prelude: str
     lines = [f"DBGS_CHECK_TIMEOUT={limit}", prelude]
     for n, (name, body) in enumerate(bodies.items(), 1):
         lines += [f"check_{n}() {{ {body}; }}", f"run_check {n} '{name}' check_{n}"]
+    lines.append("checks_done")
     t0 = time.monotonic()
     rc, fd3, err = ash("\n".join(lines), tmp_path)
     return rc, fd3, time.monotonic() - t0
@@ -199,6 +206,28 @@ def test_a_check_within_its_limit_does_not_wait_for_the_watchdog(tmp_path):
     assert "TIMEOUT" not in fd3 and "killed" not in fd3
 
 
+def test_one_watchdog_serves_the_run_and_leaves_with_it(tmp_path):
+    """checks_done stops the watchdog; a run that ends without it (killed, or a
+    script that exits early) does not leave it behind for the next payload."""
+    import time
+
+    marker = tmp_path / "wd"
+    spy = f"echo $DBGS_WD >> {marker}"
+    rc, fd3, _ = _run_checks(tmp_path, 30, {"one": spy, "two": spy})
+    pids = marker.read_text().split()
+    assert rc == 0 and len(pids) == 2 and pids[0] == pids[1] and pids[0].isdigit(), (pids, fd3)
+    assert _gone(int(pids[0]))
+    # no checks_done: the run's shell exits with the watchdog still waiting
+    marker.unlink()
+    rc, _, err = ash(f"DBGS_CHECK_TIMEOUT=30\ncheck_1() {{ {spy}; }}\nrun_check 1 one check_1\nexit 3", tmp_path)
+    assert rc == 3, err
+    [pid] = marker.read_text().split()
+    deadline = time.monotonic() + 6
+    while not _gone(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(int(pid)), "the watchdog outlived its run"
+
+
 def test_a_check_in_module_code_gets_no_signal_and_bails_out(tmp_path):
     """A task whose kernel stack has a module frame (`_in_module`, faked here) is not
     signalled: a pending signal can make an interruptible sleep loop spin."""
@@ -209,7 +238,7 @@ def test_a_check_in_module_code_gets_no_signal_and_bails_out(tmp_path):
     rc, fd3, took = _run_checks(tmp_path, 1, {"in module": f"exec >/dev/null 2>&1; sleep 300 & echo $! > {pids}; wait"}, prelude="_in_module() { return 0; }")
     sleeper = int(pids.read_text())
     try:
-        assert rc == 99 and "is in the module's code; its kernel stack:" in fd3, fd3
+        assert rc == POWERED_OFF and (tmp_path / "poweroff").is_file() and "is in the module's code; its kernel stack:" in fd3, fd3
         assert fd3.rstrip().splitlines()[-1] == "Bail out! check 1 is stuck in the kernel" and took < 4
         assert not _gone(sleeper) and "T" not in Path(f"/proc/{sleeper}/stat").read_text().rsplit(")", 1)[1].split()[0]
     finally:
@@ -219,7 +248,7 @@ def test_a_check_in_module_code_gets_no_signal_and_bails_out(tmp_path):
 def test_a_check_that_survives_sigkill_bails_out_and_powers_off(tmp_path):
     """A task stuck in the kernel ignores SIGKILL; here `_alive` is made to say so."""
     rc, fd3, took = _run_checks(tmp_path, 1, {"stuck": "sleep 300", "never": "true"}, prelude="_alive() { return 0; }")
-    assert rc == 99, fd3  # DBGS_POWEROFF
+    assert rc == POWERED_OFF and (tmp_path / "poweroff").is_file(), fd3
     assert "survived SIGKILL; its kernel stack:" in fd3
     assert fd3.rstrip().splitlines()[-2:] == ["not ok 1 stuck # TIMEOUT per-check limit 1 s", "Bail out! check 1 is stuck in the kernel"]
     assert "ok 2" not in fd3 and took < 6

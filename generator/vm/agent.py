@@ -60,7 +60,7 @@ while read -r word size <&4; do
         echo "dbgscaffold: begin payload $n" > /dev/kmsg
         sh {PAYLOAD_SCRIPT}
         echo "dbgscaffold: end payload $n" > /dev/kmsg
-        echo "{DONE_PREFIX}$n $(wc -l < /proc/modules) $(cat /proc/sys/kernel/tainted)" >&3
+        echo "{DONE_PREFIX}$n $(wc -l < /proc/modules) $(dd if=/proc/sys/kernel/tainted 2>/dev/null)" >&3
         ;;
     quit) break ;;
     esac

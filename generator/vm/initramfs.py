@@ -32,6 +32,7 @@ APPLETS = (
     "insmod", "rmmod", "lsmod", "modinfo", "poweroff", "reboot", "sleep", "ls", "grep",
     "sed", "head", "tail", "wc", "dmesg", "sync", "stat", "cut", "tr", "timeout", "od",
     "dd", "cmp", "xargs", "stty", "true", "false", "ln", "rm", "cp", "chmod", "seq", "expr",
+    "mkfifo",
 )
 
 DIRS = ("bin", "dev", "proc", "sys", "tmp", "run", "lib", "lib/modules", "checks")

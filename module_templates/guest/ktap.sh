@@ -38,15 +38,16 @@ _shown() { od -An -c -v "$1" 2>/dev/null | tr -s ' ' | tr -d '\n' | head -c 300;
 # same FILE FORMAT: FILE's content is exactly the bytes printf FORMAT makes
 same() {
     printf "$2" > $DBGS_TMP/.want
+    # the passing path reads FILE once, in cmp; a mismatch is read again to show it
+    cmp -s $DBGS_TMP/.want "$1" 2>/dev/null && return 0
     if ! cat "$1" > $DBGS_TMP/.got 2>$DBGS_TMP/.err; then
         diag "read $1 failed: $(cat $DBGS_TMP/.err)"
         return 1
     fi
-    if ! cmp -s $DBGS_TMP/.want $DBGS_TMP/.got; then
-        diag "read:     $(_shown $DBGS_TMP/.got)"
-        diag "expected: $(_shown $DBGS_TMP/.want)"
-        return 1
-    fi
+    diag "read:     $(_shown $DBGS_TMP/.got)"
+    diag "expected: $(_shown $DBGS_TMP/.want)"
+    cmp -s $DBGS_TMP/.want $DBGS_TMP/.got && diag "(the second read gave the expected bytes: the content changes from read to read)"
+    return 1
 }
 
 expect_read() { if same "$1" "$2"; then ok "read $1"; else not_ok "read $1"; fi; }
@@ -115,11 +116,11 @@ _in_module() {
     return 1
 }
 
-# _timed_out N NAME PID: the check outlived $DBGS_CHECK_TIMEOUT. A task in a module's
-# code is stuck there: no signal, since a pending one can turn an interruptible sleep
-# loop into a busy loop that starves the guest. Otherwise SIGKILL the tree; what is
-# still there a second later is stuck in the kernel. Stuck: show where, bail out,
-# power off.
+# _timed_out N NAME PID T0: check N (started at uptime T0) outlived $DBGS_CHECK_TIMEOUT.
+# A task in a module's code is stuck there: no signal, since a pending one can turn an
+# interruptible sleep loop into a busy loop that starves the guest. Otherwise SIGKILL
+# the tree; what is still there a second later is stuck in the kernel. Stuck: show
+# where, bail out, power off.
 _timed_out() {
     echo "dbgscaffold: check $1 exceeded its limit of $DBGS_CHECK_TIMEOUT s" > "$DBGS_KMSG"
     _walk $3
@@ -143,7 +144,7 @@ _timed_out() {
     # No "end check": the check never ended, so later kernel reports are still its.
     echo "dbgscaffold: check $1 is stuck in the kernel" > "$DBGS_KMSG"
     read -r _t1 _ < /proc/uptime
-    echo "# uptime: $t0 $_t1" >&3
+    echo "# uptime: $4 $_t1" >&3
     for _p in $_left; do
         _comm=?; read -r _comm < /proc/$_p/comm 2>/dev/null
         diag "$_comm (pid $_p) $_why; its kernel stack:"
@@ -154,36 +155,68 @@ _timed_out() {
     $DBGS_POWEROFF
 }
 
+# The watchdog: one background shell for the whole run. run_check tells it on a FIFO
+# (fd 5) "N PID T0 NAME" when a check starts and "end" when the check's process has
+# ended, then reads its verdict from another (fd 6): "ok", or "late" once it has
+# killed the check's tree. `read -t` is its timer, so a check costs no process of
+# its own (a fork and an exec each cost milliseconds under TCG).
+_watchdog() {
+    while :; do
+        # Between checks: wake now and then, and leave once the run's shell is gone.
+        if ! read -r -t 2 _n _p _t0 _d <&5; then
+            _st=Z; read -r _ _ _st _ < /proc/$$/stat 2>/dev/null  # ash's $$: the run's shell
+            [ "$_st" = Z ] && exit 0
+            continue
+        fi
+        [ "$_n" = quit ] && exit 0
+        if read -r -t "$DBGS_CHECK_TIMEOUT" _e <&5; then
+            echo ok >&6
+            continue
+        fi
+        _timed_out "$_n" "$_d" "$_p" "$_t0"  # returns once the tree is gone
+        read -r _e <&5
+        echo late >&6
+    done
+}
+
+_watchdog_start() {
+    [ -n "${DBGS_WD:-}" ] && return 0
+    rm -f "$DBGS_TMP/.wd5" "$DBGS_TMP/.wd6"
+    mkfifo "$DBGS_TMP/.wd5" "$DBGS_TMP/.wd6"
+    # read-write: opening never blocks, and neither pipe ever sees EOF
+    exec 5<>"$DBGS_TMP/.wd5" 6<>"$DBGS_TMP/.wd6"
+    rm -f "$DBGS_TMP/.wd5" "$DBGS_TMP/.wd6"
+    _watchdog > /dev/null 2>&1 &  # its reports go to fd 3 and kmsg
+    DBGS_WD=$!
+}
+
 # run_check N DESCRIPTION FUNCTION: one top-level result, with kmsg markers,
 # the taint before and after, and the time it took. With DBGS_CHECK_TIMEOUT set
 # (whole seconds) a check that outlives it is killed and reported TIMEOUT.
+# dd, not cat: it runs in the forked shell without an exec. Not `read`: it reads a
+# byte per read(2) and a sysctl returns nothing past offset 0.
 run_check() {
     read -r t0 _ < /proc/uptime
-    # Not `read`: it reads a byte per read(2) and a sysctl returns nothing past offset 0.
     # Nothing runs between two checks: the last one's "after" is this one's "before".
-    taint0=${DBGS_TAINT:-$(cat /proc/sys/kernel/tainted)}
+    taint0=${DBGS_TAINT:-$(dd if=/proc/sys/kernel/tainted 2>/dev/null)}
     echo "dbgscaffold: begin check $1" > "$DBGS_KMSG"
     _late=
     if [ -n "${DBGS_CHECK_TIMEOUT:-}" ]; then
-        # One `sleep` is the watchdog: the check kills it when it ends (SIGPIPE, which
-        # ash does not announce), so no polling; sleep ending with 0 means time is up.
-        sleep "$DBGS_CHECK_TIMEOUT" &
-        _wd=$!
-        ( trap 'kill -PIPE $_wd 2>/dev/null' EXIT; "$3" ) &
+        _watchdog_start
+        ( "$3" ) &
         _pid=$!
-        wait $_wd
-        if [ $? -eq 0 ] && _alive $_pid; then
-            _late=1
-            _timed_out "$1" "$2" $_pid
-        fi
-        wait $_pid 2>/dev/null
+        echo "$1 $_pid $t0 $2" >&5
+        wait $_pid
         rc=$?
+        echo end >&5
+        read -r _verdict <&6
+        [ "$_verdict" = late ] && _late=1
     else
         ( "$3" )
         rc=$?
     fi
     echo "dbgscaffold: end check $1" > "$DBGS_KMSG"
-    taint1=$(cat /proc/sys/kernel/tainted)
+    taint1=$(dd if=/proc/sys/kernel/tainted 2>/dev/null)
     DBGS_TAINT=$taint1
     read -r t1 _ < /proc/uptime
     DBGS_N=$(($1 - 1))
@@ -203,6 +236,17 @@ run_check() {
     if [ $((taint1 & 128)) -ne 0 ] && [ $((taint0 & 128)) -eq 0 ]; then
         echo "Bail out! the kernel oopsed during check $1" >&3
         $DBGS_POWEROFF
+    fi
+}
+
+# checks_done: the final taint; the watchdog leaves.
+checks_done() {
+    echo "# taint: $(dd if=/proc/sys/kernel/tainted 2>/dev/null)" >&3
+    if [ -n "${DBGS_WD:-}" ]; then
+        echo quit >&5
+        wait "$DBGS_WD"
+        DBGS_WD=
+        exec 5>&- 6>&-
     fi
 }
 
