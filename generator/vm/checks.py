@@ -31,8 +31,6 @@ from ..debugfs_types import Kind, Writes
 from ..spec import Entry, Spec
 
 GUEST_LIB = "/checks/ktap.sh"
-GUEST_SCRIPT = "/checks/run.sh"
-GUEST_USER_DIR = "/checks/user"
 DEBUGFS = "/sys/kernel/debug"
 LOAD_CYCLES = 3
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:/=+-")
