@@ -33,9 +33,18 @@ def parse_utsrelease(text: str) -> str | None:
     return m[1] if m else None
 
 
+def makefile_version_fields(text: str) -> dict[str, str]:
+    """The VERSION, PATCHLEVEL, SUBLEVEL and EXTRAVERSION assignments of a top-level
+    kernel Makefile (those present; values as written, possibly empty)."""
+    fields: dict[str, str] = {}
+    for key, value in re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(\S*)[ \t]*$", text, re.M):
+        fields.setdefault(key, value)  # the version block opens the Makefile: keep the first
+    return fields
+
+
 def parse_makefile_version(text: str) -> tuple[int, ...]:
     """(VERSION, PATCHLEVEL[, SUBLEVEL]) from a top-level kernel Makefile, or ()."""
-    values = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", text, re.M))
+    values = {k: v for k, v in makefile_version_fields(text).items() if v.isdigit()}
     if "VERSION" not in values or "PATCHLEVEL" not in values:
         return ()
     return tuple(int(values[k]) for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL") if k in values)

@@ -62,6 +62,7 @@ from typing import Iterator, Mapping
 import kconfiglib
 
 from ..errors import EXIT_ENVIRONMENT, EnvironmentProblem, UserError
+from ..kernels import makefile_version_fields
 from ..paths import cache_dir
 from .compat import COMPAT_VERSION, CompatKconfig
 
@@ -170,10 +171,7 @@ def read_kernel_version(srctree: str | Path) -> KernelVersion:
         head = makefile.read_text(errors="replace")[:4096]
     except OSError as exc:
         raise UserError(f"{makefile}: error: cannot read the kernel Makefile ({exc.strerror}). Fix: point --srctree at a kernel source tree.") from None
-    fields = {}
-    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
-        m = re.search(rf"^{key}\s*=[ \t]*(\S*)[ \t]*$", head, re.M)
-        fields[key] = m.group(1) if m else ""
+    fields = {"VERSION": "", "PATCHLEVEL": "", "SUBLEVEL": "", "EXTRAVERSION": ""} | makefile_version_fields(head)
     if not (fields["VERSION"].isdigit() and fields["PATCHLEVEL"].isdigit()):
         raise UserError(f"{makefile}: error: no VERSION/PATCHLEVEL lines; this is not a kernel Makefile. Fix: point --srctree at a kernel source tree.")
     sub = int(fields["SUBLEVEL"]) if fields["SUBLEVEL"].isdigit() else 0
