@@ -447,10 +447,12 @@ def vm() -> None:
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Power off after this many seconds (default: never).")
 def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | None) -> None:
-    """Build the module in DIRECTORY, boot the test VM with it loaded and
-    debugfs mounted, and give you a shell on its serial console in
-    /sys/kernel/debug/<root>. Exiting the shell powers the VM off."""
-    from .errors import EXIT_TIMEOUT
+    """Build the module in DIRECTORY (made by 'dbgscaffold new' or 'dbgscaffold
+    lab start'), boot the test VM with it loaded, debugfs and tracefs mounted,
+    and give you a shell on its serial console in /sys/kernel/debug/<root>.
+    A lab project's student files and tests/ are in /root. The check library
+    is /checks/ktap.sh. Exiting the shell powers the VM off."""
+    from .errors import EXIT_ENVIRONMENT, EXIT_TIMEOUT
     from .vm.shell import run_shell
 
     try:
@@ -462,6 +464,9 @@ def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | N
     if status == 124:
         click.echo(f"vm shell: powered off after {timeout:g} s", err=True)
         sys.exit(EXIT_TIMEOUT)
+    if status != 0:
+        click.echo(f"vm shell: error: QEMU exited with status {status} (its message is above). Fix: run 'dbgscaffold doctor'.", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
 
 
 def _shown(path: Path) -> str:
