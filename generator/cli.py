@@ -453,12 +453,13 @@ def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | N
     A lab project's student files and tests/ are in /root. The check library
     is /checks/ktap.sh. Exiting the shell powers the VM off."""
     from .errors import EXIT_ENVIRONMENT, EXIT_TIMEOUT
-    from .vm.shell import run_shell
+    from .vm.shell import run_shell, shell_project
 
     try:
+        target = shell_project(directory)  # a wrong directory is reported before any kernel is looked for
         pairs, reason = _resolve_pairs(kernel, False)
         click.echo(reason, err=True)
-        status = run_shell(directory, pairs[0], accel=accel, timeout=timeout)
+        status = run_shell(target, pairs[0], accel=accel, timeout=timeout)
     except UserError as exc:
         _fail(exc)
     if status == 124:

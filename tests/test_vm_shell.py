@@ -53,6 +53,17 @@ def test_a_module_without_a_debugfs_root_stays_in_home(tmp_path):
     assert "\n    cd " not in script and "it has no debugfs root" in script
 
 
+def test_a_wrong_directory_is_a_user_error_before_any_kernel(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert run_cli("lab", "start", "systemtap", str(tmp_path / "stap")).exit_code == 0
+    for where, says in (("empty", "neither a generated module (dbgscaffold.toml) nor a lab project (.dbgscaffold-lab)"),
+                        ("missing", "no such directory"),
+                        ("stap", "lab 'systemtap' is a systemtap lab; vm shell loads a kernel module you build")):
+        r = run_cli("vm", "shell", str(tmp_path / where))
+        assert r.exception is None and r.exit_code == 2, r.output
+        assert f"{tmp_path / where}: error: {says}" in r.stderr and "Fix: " in r.stderr and "using " not in r.stderr
+
+
 # ---------------------------------------------------------------- end to end
 
 

@@ -13,7 +13,7 @@ puts a terminal in raw mode itself; ^C goes to the guest). Exiting the shell
 returns from /init, which powers off; QEMU then exits. QEMU is stopped if it
 outlives this call (an optional timeout, an exception, ^C).
 
-Pure: shell_init(), run_script(), overlay(). Edges: shell_initrd(), run_shell().
+Pure: shell_init(), run_script(), overlay(). Edges: shell_project(), shell_initrd(), run_shell().
 """
 
 from __future__ import annotations
@@ -122,16 +122,47 @@ def shell_initrd(guest: ShellGuest, out: Path, cache: Path | None = None) -> Pat
 # ---------------------------------------------------------------- projects (edge)
 
 
-def _lab_guest(project: Path, pair: KernelPair, workdir: Path) -> ShellGuest:
-    """A lab project: its module, and its student_files and tests/ in HOME."""
-    from ..lab.manifest import find_lab
-    from ..lab.project import lab_of
-    from ..lab.run import build_lab_module, series_of
+@dataclass(frozen=True)
+class ShellProject:
+    """A directory vm shell can boot: a generated module (spec) or a module lab (lab)."""
 
-    lab = find_lab(lab_of(project))
-    if lab.kind != "module":
-        raise UserError(f"{project}: error: lab {lab.id!r} is a {lab.kind} lab; vm shell loads a kernel module you build. "
-                        f"Fix: run its checks with 'dbgscaffold lab check {project}'.")
+    path: Path
+    spec: object = None  # spec.Spec of a generated module
+    lab: object = None  # lab.manifest.Lab of a lab project
+
+
+def shell_project(project: Path) -> ShellProject:
+    """What kind of project `project` is, before any kernel or build is involved;
+    a UserError (exit 2) saying what to pass instead."""
+    from ..lab.manifest import find_lab
+    from ..lab.project import MARKER, lab_of
+    from ..render import SPEC_FILE
+    from .runner import load_project_spec
+
+    project = Path(project).resolve()
+    if not project.is_dir():
+        raise UserError(f"{project}: error: no such directory. Fix: pass the module's directory.")
+    if (project / MARKER).is_file():
+        lab = find_lab(lab_of(project))
+        if lab.kind != "module":
+            raise UserError(f"{project}: error: lab {lab.id!r} is a {lab.kind} lab; vm shell loads a kernel module you build. "
+                            f"Fix: run its checks with 'dbgscaffold lab check {project}'.")
+        return ShellProject(project, lab=lab)
+    if not (project / SPEC_FILE).is_file():
+        raise UserError(f"{project}: error: neither a generated module ({SPEC_FILE}) nor a lab project ({MARKER}). "
+                        "Fix: pass a directory made by 'dbgscaffold new' or 'dbgscaffold lab start'.")
+    return ShellProject(project, spec=load_project_spec(project))
+
+
+def _guest(target: ShellProject, pair: KernelPair, workdir: Path) -> ShellGuest:
+    """Build the module; for a lab, its student_files and tests/ go to HOME."""
+    from ..lab.run import build_lab_module, series_of
+    from .runner import build_module
+
+    project, lab = target.path, target.lab
+    if lab is None:
+        built = build_module(project, pair.build_dir, pair.release, workdir)
+        return ShellGuest(target.spec.module.name, built.ko, target.spec.module.root)
     ko, _debug, _seconds = build_lab_module(lab, project, pair, workdir)
     files = [FileSpec.from_path(f"{HOME}/{name}", project / name, 0o755) for name in lab.student_files if (project / name).is_file()]
     tests = project / "tests"
@@ -145,29 +176,12 @@ def _lab_guest(project: Path, pair: KernelPair, workdir: Path) -> ShellGuest:
     return ShellGuest(lab.module, ko, lab.debugfs_root, tuple(files), tuple(variables))
 
 
-def _project_guest(project: Path, pair: KernelPair, workdir: Path) -> ShellGuest:
-    from ..lab.project import MARKER
-    from ..render import SPEC_FILE
-    from .runner import build_module, load_project_spec
-
-    if not project.is_dir():
-        raise UserError(f"{project}: error: no such directory. Fix: pass the module's directory.")
-    if (project / MARKER).is_file():
-        return _lab_guest(project, pair, workdir)
-    if not (project / SPEC_FILE).is_file():
-        raise UserError(f"{project}: error: neither a generated module ({SPEC_FILE}) nor a lab project ({MARKER}). "
-                        "Fix: pass a directory made by 'dbgscaffold new' or 'dbgscaffold lab start'.")
-    spec = load_project_spec(project)
-    built = build_module(project, pair.build_dir, pair.release, workdir)
-    return ShellGuest(spec.module.name, built.ko, spec.module.root)
-
-
-def run_shell(project: Path, pair: KernelPair, accel: str = "auto", timeout: float | None = None) -> int:
+def run_shell(project: Path | ShellProject, pair: KernelPair, accel: str = "auto", timeout: float | None = None) -> int:
     """Build, pack, boot with the terminal as the console; QEMU's exit status (124: timed out)."""
-    project = Path(project).resolve()
+    target = project if isinstance(project, ShellProject) else shell_project(project)
     choice = probe_accel(accel)
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-shell-") as tmp:
-        guest = _project_guest(project, pair, Path(tmp))
+        guest = _guest(target, pair, Path(tmp))
         initrd = shell_initrd(guest, Path(tmp) / "initrd.cpio")
         image = boot_image(pair.image, pair.release)
         machine = replace(fast_machine(image.path, initrd, accel=choice.accel), serial=(CONSOLE,))
