@@ -77,6 +77,8 @@ def run_script(guest: ShellGuest) -> str:
     variables = (("MODULE", guest.module), ("ROOT", root), ("KO", guest.ko_guest), *guest.variables)
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables)
     where = f"its files are in {root}" if root else "it has no debugfs root"
+    if guest.files:
+        where += f"; the project's lab files are in {HOME}"
     cd = f"    cd {shlex.quote(root)} 2>/dev/null\n" if root else ""
     return f"""{exports}if insmod "$KO"; then
     echo "dbgscaffold: {guest.module} loaded; {where}. The check library: . {GUEST_LIB} (exit the shell to power off)"
