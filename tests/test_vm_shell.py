@@ -95,12 +95,14 @@ def _qemu_children(pid: int) -> list[int]:
 
 CASES = {
     # a generated module: its file, and the check library's helpers by hand
-    "module": ("new", "shelly", "shelly",
+    "module": ("new", "shelly", "shelly", (),
                ". /checks/ktap.sh; cat /sys/kernel/debug/shelly/a; put $ROOT/a 7; same $ROOT/a '7\\n' && ok put-and-same; "
                "grep -c tracefs /proc/mounts\n",
                ("\n5\n", "ok 1 put-and-same", "\n1\n")),
+    # the other lab kernel: typed input reaches the module's files
+    "module-6.1": ("new", "shelly", "shelly", ("--kernel", "6.1"), "cat a; echo sum-$((6*7))\n", ("\n5\n", "sum-42")),
     # the ftrace lab: the student's trace.sh and the lab's tests/lib.sh from /root
-    "lab": ("lab", "ftrace", "mytrace",
+    "lab": ("lab", "ftrace", "mytrace", (),
             "cd; sh trace.sh function 3 | grep -c 'mytrace_step <-run_write'; . /checks/ktap.sh; . $DBGS_CHECK_LIB; "
             "trace printk 2 && grep -c 'mytrace: step . of 2' /tmp/trace; cat $ROOT/total\n",
             ("\n3\n", "\n2\n", "\n5\n", "[mytrace] /root # ")),
@@ -110,13 +112,15 @@ CASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_vm_shell_driven_through_stdin(case, tmp_path):
-    kind, what, module, commands, expected = CASES[case]
+    kind, what, module, options, commands, expected = CASES[case]
     _default_pair()
+    if options:
+        require(any(p.release.startswith("6.1.") for p in images.scan_pairs().pairs), "a 6.1 kernel image + headers pair")
     project = tmp_path / "project"
     r = run_cli("new", what, "-o", str(project)) if kind == "new" else run_cli("lab", "solution", what, str(project))
     assert r.exit_code == 0, r.output
     prompt = f"[{module}] /sys/kernel/debug/{module} # ".encode()
-    proc = subprocess.Popen([sys.executable, "-m", "dbgscaffold", "vm", "shell", str(project), "--timeout", "120"],
+    proc = subprocess.Popen([sys.executable, "-m", "dbgscaffold", "vm", "shell", str(project), *options, "--timeout", "120"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, qemu = b"", []
     try:
