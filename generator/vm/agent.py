@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .initramfs import APPLETS, RESULTS_PORT, Entry, FileSpec, build_initramfs, init_script, newc_archive
+from .initramfs import APPLETS, RESULTS_PORT, FileSpec, build_initramfs, file_members, init_script, newc_archive
 
 READY = "dbgscaffold: agent ready"
 DONE_PREFIX = "# dbgscaffold: done "
@@ -80,19 +80,7 @@ def agent_initramfs(library: FileSpec, extra: Sequence[FileSpec] = (), cache: Pa
 def pack_payload(files: Sequence[FileSpec]) -> bytes:
     """The gzip'd newc cpio of `files`, whose dest paths lie under PAYLOAD_ROOT.
     Deterministic (mtime 0), so the same payload is the same bytes."""
-    members: list[Entry] = []
-    seen: set[str] = set()
-    for f in files:
-        if not f.dest.startswith(PAYLOAD_ROOT + "/"):
-            raise ValueError(f"{f.dest}: payload files live under {PAYLOAD_ROOT}/")
-        rel = f.dest[len(PAYLOAD_ROOT) + 1 :]
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            d = "/".join(parts[:i])
-            if d not in seen:
-                seen.add(d)
-                members.append(Entry(d, "dir", 0o755))
-        members.append(Entry(rel, "file", f.mode, f.data))
+    members = file_members(files, PAYLOAD_ROOT)
     return gzip.compress(newc_archive(members), compresslevel=9, mtime=0)
 
 

@@ -148,6 +148,24 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def file_members(files: Sequence[FileSpec], root: str = "/") -> list[Entry]:
+    """Archive members for `files` (dest paths under `root`, stored relative to it),
+    each directory once, before what it holds."""
+    prefix = root.rstrip("/") + "/"
+    members: list[Entry] = []
+    dirs: set[str] = set()
+    for f in files:
+        if not f.dest.startswith(prefix):
+            raise ValueError(f"{f.dest}: these files live under {prefix}")
+        rel = f.dest[len(prefix):]
+        for parent in _parents(rel):
+            if parent not in dirs:
+                dirs.add(parent)
+                members.append(Entry(parent, "dir", 0o755))
+        members.append(Entry(rel, "file", f.mode, f.data))
+    return members
+
+
 def entries(init: str, busybox: bytes, files: Sequence[FileSpec] = (), applets: Sequence[str] = APPLETS) -> list[Entry]:
     """Everything in the archive, in order: directories, busybox, applets, /init, caller's files."""
     dirs = list(DIRS)

@@ -34,7 +34,7 @@ from ..errors import EnvironmentProblem, UserError
 from .agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT
 from .checks import DEBUGFS, GUEST_LIB, guest_library
 from .images import KernelPair, boot_image
-from .initramfs import APPLETS, Entry, FileSpec, build_initramfs, init_script, newc_archive
+from .initramfs import APPLETS, FileSpec, build_initramfs, file_members, init_script, newc_archive
 from .qemu import CONSOLE, _child_setup, argv, fast_machine, probe_accel
 
 SHELL_APPLETS = APPLETS + ("setsid", "cttyhack", "vi", "less", "hexdump", "find", "basename", "dirname", "env", "id", "ps", "kill", "clear")
@@ -92,17 +92,7 @@ export PS1='[{guest.module}] \\w # '
 def overlay(guest: ShellGuest) -> bytes:
     """The per-run archive: run.sh, the .ko and the guest's files, with their directories."""
     files = [FileSpec(PAYLOAD_SCRIPT, run_script(guest).encode(), 0o644), FileSpec.from_path(guest.ko_guest, guest.ko, 0o644), *guest.files]
-    members: list[Entry] = []
-    dirs: set[str] = set()
-    for f in files:
-        parts = f.dest.lstrip("/").split("/")
-        for i in range(1, len(parts)):
-            d = "/".join(parts[:i])
-            if d not in dirs:
-                dirs.add(d)
-                members.append(Entry(d, "dir", 0o755))
-        members.append(Entry("/".join(parts), "file", f.mode, f.data))
-    return newc_archive(members)
+    return newc_archive(file_members(files))
 
 
 def shell_initramfs(cache: Path | None = None) -> Path:
