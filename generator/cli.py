@@ -287,6 +287,7 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
     """
     from .errors import EXIT_BUILD
     from .kbuild import build as run_build
+    from .kbuild import kernel_name_clashes
     from .lint import source_files
 
     try:
@@ -307,6 +308,8 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
     if not result.ok:
         if not result.diagnostics:
             click.echo(result.output.rstrip(), err=True)
+        for note in kernel_name_clashes(result.output, directory):
+            click.echo(f"[{release}] note: {note}", err=True)
         click.echo(click.style(f"build against {release} FAILED", fg="red") + f" ({len(result.errors)} errors, {len(result.warnings)} warnings, {result.seconds:.1f} s)", err=True)
         sys.exit(EXIT_BUILD)
     kos = sorted(p.name for p in directory.glob("*.ko"))
@@ -380,6 +383,8 @@ def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep
                     if not exc.result.diagnostics:
                         raise  # the message carries the tail of make's output
                     _print_diagnostics(exc.result.diagnostics, pair.release)
+                    for note in exc.notes:
+                        click.echo(f"[{pair.release}] note: {note}", err=True)
                     click.echo(click.style(f"build against {pair.release} FAILED", fg="red") + f" ({len(exc.result.errors)} errors, {len(exc.result.warnings)} warnings)", err=True)
                     sys.exit(exc.exit_code)
             for run in batch:

@@ -34,6 +34,7 @@ _COMPILER_RE = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*"
     r"(?P<sev>warning|error|fatal error|note):\s*(?P<msg>.*)$"
 )
+_STEP_RE = re.compile(r"^\s+(CHECK|CC \[M\]|CC)\s+\S")
 _MODPOST_RE = re.compile(r"^(?P<sev>WARNING|ERROR): modpost: (?P<msg>.*)$")
 _MAKE_ERROR_RE = re.compile(r"^make(?:\[\d+\])?: \*\*\* (?P<msg>.*)$")
 
@@ -55,14 +56,19 @@ class Diagnostic:
 def parse_diagnostics(output: str) -> list[Diagnostic]:
     """Every warning and error in kbuild output; notes and progress lines are dropped."""
     found = []
+    tool = "gcc"
     for raw in output.splitlines():
         line = raw.rstrip()
+        # kbuild names each step before its messages: "  CHECK   x.c" (sparse), "  CC [M]  x.o" (gcc)
+        step = _STEP_RE.match(line)
+        if step:
+            tool = "sparse" if step[1] == "CHECK" else "gcc"
+            continue
         m = _COMPILER_RE.match(line)
         if m:
             sev = "error" if m["sev"] == "fatal error" else m["sev"]
             if sev == "note":
                 continue
-            tool = "gcc" if m["msg"].rstrip().endswith("]") else "sparse"
             found.append(Diagnostic(sev, m["msg"], m["file"], int(m["line"]), int(m["col"] or 0), tool))
             continue
         m = _MODPOST_RE.match(line)
@@ -73,6 +79,33 @@ def parse_diagnostics(output: str) -> list[Diagnostic]:
         if m:
             found.append(Diagnostic("error", m["msg"], tool="make"))
     return found
+
+
+_CLASH_RE = re.compile(
+    r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):\d+: note: previous declaration of [‘'](?P<name>\w+)[’']", re.M
+)
+_REDECLARED_RE = re.compile(
+    r"error: (?:[‘'](?P<a>\w+)[’'] redeclared as different kind of symbol|conflicting types for [‘'](?P<b>\w+)[’']"
+    r"|static declaration of [‘'](?P<c>\w+)[’'] follows non-static declaration)"
+)
+
+
+def kernel_name_clashes(output: str, project: Path) -> list[str]:
+    """For each name the project redeclares that a kernel header declared first: a
+    note naming the header and the fix (gcc says what, not that the name is the kernel's)."""
+    redeclared = {m["a"] or m["b"] or m["c"] for m in _REDECLARED_RE.finditer(output)}
+    project = str(Path(project).resolve()) + "/"
+    notes = []
+    for m in _CLASH_RE.finditer(output):
+        name = m["name"]
+        if name in redeclared and not m["file"].startswith(project):
+            redeclared.discard(name)
+            notes.append(
+                f"'{name}' is the kernel's own name ({m['file']}:{m['line']}): your module cannot define it. "
+                f"Fix: rename it; in a generated project the names are <module>_<entry>, so rename the module "
+                f"([module].name in dbgscaffold.toml, then 'dbgscaffold regen') or the entry."
+            )
+    return notes
 
 
 @dataclass
@@ -149,7 +182,8 @@ def build_inputs(project: Path) -> list[Path]:
 def _relocate(result: BuildResult, copy: Path, project: Path) -> BuildResult:
     """Make the messages of a build of `copy` name the user's files in `project`."""
     result.output = result.output.replace(str(copy), str(project))
-    result.diagnostics = [replace(d, file=d.file.replace(str(copy), str(project))) for d in result.diagnostics]
+    result.diagnostics = [replace(d, file=d.file.replace(str(copy), str(project)), message=d.message.replace(str(copy), str(project)))
+                          for d in result.diagnostics]
     return result
 
 

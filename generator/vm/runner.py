@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EXIT_CRASH, EXIT_OK, EXIT_TIMEOUT, UserError
-from ..kbuild import BuildResult, incremental_build, source_files
+from ..kbuild import BuildResult, incremental_build, kernel_name_clashes, source_files
 from . import checks as checks_mod
 from . import crash, ktap
 from .agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, agent_initramfs, pack_payload
@@ -43,10 +43,12 @@ _TAINT = re.compile(r"^taint: (\d+)$")
 class BuildFailed(UserError):
     exit_code = EXIT_BUILD
 
-    def __init__(self, release: str, result: BuildResult):
+    def __init__(self, release: str, result: BuildResult, project: Path | None = None):
         self.result = result
         shown = result.errors or result.diagnostics
         lines = [str(d) for d in shown] or result.output.strip().splitlines()[-20:]
+        self.notes = kernel_name_clashes(result.output, project) if project is not None else []
+        lines += [f"note: {n}" for n in self.notes]
         super().__init__(f"error: the build against {release} failed:\n" + "\n".join(f"  {x}" for x in lines))
 
 
@@ -131,10 +133,10 @@ def build_module(project: Path, kdir: Path, release: str, out_dir: Path, strip: 
         raise UserError(f"{project}: error: not a module project (no C sources and Kbuild). Fix: run 'dbgscaffold new NAME' or pass its directory.")
     with incremental_build(project, kdir) as (copy, result):
         if not result.ok:
-            raise BuildFailed(release, result)
+            raise BuildFailed(release, result, project)
         kos = sorted(copy.glob("*.ko"))
         if len(kos) != 1:
-            raise BuildFailed(release, result) if not kos else UserError(f"{project}: error: the build made {len(kos)} modules; dbgscaffold test handles one.")
+            raise BuildFailed(release, result, project) if not kos else UserError(f"{project}: error: the build made {len(kos)} modules; dbgscaffold test handles one.")
         out_dir.mkdir(parents=True, exist_ok=True)
         target = Path(out_dir) / kos[0].name
         if strip and shutil.which("strip"):
