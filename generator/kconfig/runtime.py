@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import kernels
+from .. import elf, kernels
 from ..kernels import parse_utsrelease
 
 OK = "ok"
@@ -230,60 +229,10 @@ def is_btf(data: bytes) -> bool:
     return data[:2] in (b"\x9f\xeb", b"\xeb\x9f")
 
 
-_SHN_XINDEX = 0xFFFF
-_MAX_SECTIONS = 1 << 20
-_MAX_SHSTRTAB = 16 << 20
-
-
 def elf_section_names(read: Callable[[int, int], bytes]) -> list[str]:
     """Section names of an ELF file, reading only its headers and name table through
     `read(offset, size)` (a 600 MB vmlinux is never loaded whole).  ValueError if not ELF."""
-    ident = read(0, 16)
-    if len(ident) < 16 or ident[:4] != b"\x7fELF":
-        raise ValueError("not an ELF file")
-    elf_class, data = ident[4], ident[5]
-    if elf_class not in (1, 2) or data not in (1, 2):
-        raise ValueError("unknown ELF class or byte order")
-    end = "<" if data == 1 else ">"
-    if elf_class == 2:
-        header, shoff_at, counts_at, sh_format = read(0, 64), 0x28, 0x3A, "IIQQQQIIQQ"
-        shoff = struct.unpack_from(end + "Q", header, shoff_at)[0] if len(header) == 64 else None
-    else:
-        header, shoff_at, counts_at, sh_format = read(0, 52), 0x20, 0x2E, "IIIIIIIIII"
-        shoff = struct.unpack_from(end + "I", header, shoff_at)[0] if len(header) == 52 else None
-    if shoff is None:
-        raise ValueError("truncated ELF header")
-    shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", header, counts_at)
-    if shoff == 0:
-        return []
-    sh = struct.Struct(end + sh_format)
-    if shentsize < sh.size:
-        raise ValueError("section header entries too small")
-
-    def section(index: int) -> tuple[int, ...]:
-        raw = read(shoff + index * shentsize, sh.size)
-        if len(raw) < sh.size:
-            raise ValueError("truncated section header table")
-        return sh.unpack(raw)  # name, type, flags, addr, offset, size, link, info, align, entsize
-
-    if shnum == 0 or shstrndx == _SHN_XINDEX:  # more than 0xff00 sections: real values live in section 0
-        first = section(0)
-        shnum = shnum or first[5]
-        shstrndx = first[6] if shstrndx == _SHN_XINDEX else shstrndx
-    if not 0 < shnum <= _MAX_SECTIONS or shstrndx >= shnum:
-        raise ValueError("implausible section counts")
-    table = read(shoff, shnum * shentsize)
-    if len(table) < shnum * shentsize:
-        raise ValueError("truncated section header table")
-    headers = [sh.unpack_from(table, i * shentsize) for i in range(shnum)]
-    strtab_offset, strtab_size = headers[shstrndx][4], min(headers[shstrndx][5], _MAX_SHSTRTAB)
-    strtab = read(strtab_offset, strtab_size)
-    names = []
-    for h in headers:
-        start = h[0]
-        stop = strtab.find(b"\0", start)
-        names.append(strtab[start : stop if stop >= 0 else len(strtab)].decode("ascii", "replace"))
-    return names
+    return elf.section_names(read)
 
 
 def has_dwarf(section_names: Iterable[str]) -> bool:

@@ -30,6 +30,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import elf as elf_format
 from ..errors import EnvironmentProblem, UserError
 from ..kernels import MODULES_ROOT, parse_utsrelease, release_version
 from ..paths import cache_dir
@@ -50,8 +51,6 @@ PAYLOAD_MAGICS: tuple[tuple[str, bytes], ...] = (
 SUPPORTED = ("xz", "zstd", "gzip", "bzip2", "lzma")
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18  # include/xen/interface/elfnote.h
-_PT_NOTE = 4
-_SHT_NOTE = 7
 
 
 @dataclass(frozen=True)
@@ -269,53 +268,14 @@ def find_payload(data: bytes) -> Payload:
     return Payload(name, pos, len(data) - pos)
 
 
-def _elf_notes(elf: bytes):
-    """(name, type, desc) for every note in PT_NOTE segments (or SHT_NOTE sections).
-    Little-endian ELF64 (a vmlinux) or ELF32 (what QEMU's PVH loader also takes)."""
-    if len(elf) < 52 or elf[:4] != b"\x7fELF" or elf[4] not in (1, 2) or elf[5] != 1:
-        return
-    if elf[4] == 2:
-        phoff, shoff = struct.unpack_from("<QQ", elf, 0x20)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", elf, 0x36)
-        ph_fmt = "<I4xQ16xQ"  # p_type, p_offset, p_filesz
-        sh_fmt = "<4xI16xQQ"  # sh_type, sh_offset, sh_size
-    else:
-        phoff, shoff = struct.unpack_from("<II", elf, 0x1C)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", elf, 0x2A)
-        ph_fmt = "<II8xI"
-        sh_fmt = "<4xI8xII"
-    regions = []
-    for i in range(phnum):
-        base = phoff + i * phentsize
-        if base + struct.calcsize(ph_fmt) > len(elf):
-            break
-        ptype, off, size = struct.unpack_from(ph_fmt, elf, base)
-        if ptype == _PT_NOTE:
-            regions.append((off, size))
-    if not regions:
-        for i in range(shnum):
-            base = shoff + i * shentsize
-            if base + struct.calcsize(sh_fmt) > len(elf):
-                break
-            stype, off, size = struct.unpack_from(sh_fmt, elf, base)
-            if stype == _SHT_NOTE:
-                regions.append((off, size))
-    for off, size in regions:
-        pos, end = off, min(off + size, len(elf))
-        while pos + 12 <= end:
-            namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
-            name_start = pos + 12
-            desc_start = name_start + ((namesz + 3) & ~3)
-            name = elf[name_start : name_start + namesz].rstrip(b"\0")
-            yield name, ntype, elf[desc_start : desc_start + descsz]
-            pos = desc_start + ((descsz + 3) & ~3)
-
-
 def pvh_entry(elf: bytes) -> int | None:
     """The 32-bit physical PVH entry address, or None if this is no ELF with a PVH note."""
-    for name, ntype, desc in _elf_notes(elf):
-        if name == b"Xen" and ntype == XEN_ELFNOTE_PHYS32_ENTRY and desc:
-            return int.from_bytes(desc[:8], "little")
+    try:
+        for name, ntype, desc in elf_format.notes(elf_format.of_bytes(elf)):
+            if name == b"Xen" and ntype == XEN_ELFNOTE_PHYS32_ENTRY and desc:
+                return int.from_bytes(desc[:8], "little")
+    except ValueError:
+        pass
     return None
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .. import elf
 from ..errors import EnvironmentProblem
 from ..paths import cache_dir
 
@@ -223,10 +223,9 @@ def build_initramfs(
     return target
 
 
-def _dynamic(elf: bytes) -> bool:
-    """True if an ELF64 has a PT_INTERP segment (needs a dynamic loader the guest lacks)."""
-    if len(elf) < 64 or elf[4] != 2:
+def _dynamic(data: bytes) -> bool:
+    """True if an ELF has a PT_INTERP segment (needs a dynamic loader the guest lacks)."""
+    try:
+        return any(ptype == elf.PT_INTERP for ptype, _, _ in elf.segments(elf.of_bytes(data)))
+    except ValueError:
         return False
-    phoff = struct.unpack_from("<Q", elf, 0x20)[0]
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    return any(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 3 for i in range(phnum))
