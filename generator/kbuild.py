@@ -299,10 +299,8 @@ def _wipe(tree: Path) -> None:
     shutil.rmtree(tree / "src", ignore_errors=True)
 
 
-def _sync(project: Path, src: Path, dry_run: bool = False) -> list[Path]:
-    """Copy into `src` the inputs whose bytes differ (mtime set to now, never
-    older than anything already in `src`); leave identical files alone.
-    Returns what was (with dry_run: would be) copied, relative."""
+def _changed(project: Path, src: Path) -> list[tuple[Path, Path, bytes]]:
+    """(relative path, its copy in `src`, the project's bytes) of every input whose bytes differ."""
     changed = []
     for rel in build_inputs(project):
         data = (project / rel).read_bytes()
@@ -313,8 +311,16 @@ def _sync(project: Path, src: Path, dry_run: bool = False) -> list[Path]:
         except OSError:
             pass
         changed.append((rel, dst, data))
-    if not changed or dry_run:
-        return [rel for rel, _, _ in changed]
+    return changed
+
+
+def _sync(project: Path, src: Path, changed: list[tuple[Path, Path, bytes]] | None = None) -> list[Path]:
+    """Copy into `src` the inputs whose bytes differ (`changed`, when already known;
+    mtime set to now, never older than anything already in `src`); leave identical
+    files alone. Returns what was copied, relative."""
+    changed = _changed(project, src) if changed is None else changed
+    if not changed:
+        return []
     newest = max((p.stat().st_mtime_ns for p in src.rglob("*") if p.is_file()), default=0)
     now = max(time.time_ns(), newest + 1_000_000)
     for _, dst, data in changed:
@@ -439,7 +445,8 @@ def incremental_build(project: Path, kdir: Path, extra_make_args: Sequence[str] 
         if _read(tree / _OWNER) != owner:
             (tree / _OWNER).write_text(owner)
         clean = _needs_clean(project, tree)
-        if not clean and not _sync(project, src, dry_run=True) and _up_to_date(tree, kdir):
+        changed = None if clean else _changed(project, src)
+        if changed == [] and _up_to_date(tree, kdir):
             yield src, BuildResult(0, UP_TO_DATE_NOTE, 0.0)
             return
         (tree / _BUILT).unlink(missing_ok=True)
@@ -447,7 +454,7 @@ def incremental_build(project: Path, kdir: Path, extra_make_args: Sequence[str] 
         if clean:
             _wipe(tree)
         src.mkdir(exist_ok=True)
-        _sync(project, src)
+        _sync(project, src, changed)  # after a wipe (changed is None) everything is copied
         result = build(src, kdir, extra_args=args, timeout=timeout)
         if not result.ok and not clean and not _compiler_failed(result):
             first = result.seconds

@@ -148,6 +148,7 @@ def shell_project(project: Path) -> ShellProject:
 
 def _guest(target: ShellProject, pair: KernelPair, workdir: Path) -> ShellGuest:
     """Build the module; for a lab, its student_files and tests/ go to HOME."""
+    from ..lab.manifest import CHECK_LIB
     from ..lab.run import build_lab_module, series_of
     from .runner import build_module
 
@@ -163,8 +164,8 @@ def _guest(target: ShellProject, pair: KernelPair, workdir: Path) -> ShellGuest:
     variables = [("SERIES", series_of(pair.version))]
     if lab.student_files:
         variables.append(("PROJECT", HOME))  # where the lab's checks look for them
-    if (tests / "lib.sh").is_file():
-        variables.append(("DBGS_CHECK_LIB", f"{HOME}/tests/lib.sh"))
+    if (tests / CHECK_LIB).is_file():
+        variables.append(("DBGS_CHECK_LIB", f"{HOME}/tests/{CHECK_LIB}"))
     return ShellGuest(lab.module, ko, lab.debugfs_root, tuple(files), tuple(variables))
 
 
