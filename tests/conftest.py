@@ -38,6 +38,33 @@ def require_tools(*names: str) -> None:
         require(shutil.which(name) is not None, f"'{name}' on PATH")
 
 
+def _newest(paths, release_of) -> list[Path]:
+    from dbgscaffold.kernels import release_version
+
+    return sorted(paths, key=lambda p: (release_version(release_of(p)), p.name))
+
+
+def debian_config(series: str) -> Path:
+    """/boot/config-<release> of the newest installed kernel of `series` ('6.1', '6.12'):
+    discovered, never hard-coded (Debian's kernel packages move: -56 became -57).
+    A path that does not exist when none is installed (require() says so)."""
+    from dbgscaffold.kernels import release_version
+
+    want = tuple(int(x) for x in series.split("."))
+    found = _newest([p for p in Path("/boot").glob("config-*") if release_version(p.name[7:])[:2] == want], lambda p: p.name[7:])
+    return found[-1] if found else Path(f"/boot/config-{series}.x")
+
+
+def kbuild_conf(series: str) -> Path:
+    """Debian's linux-kbuild-<series...> scripts/kconfig/conf (the kernel's own kconfig tool), newest."""
+    from dbgscaffold.kernels import release_version
+
+    want = tuple(int(x) for x in series.split("."))
+    found = _newest([p for p in Path("/usr/lib").glob("linux-kbuild-*/scripts/kconfig/conf")
+                     if release_version(p.parts[3][len("linux-kbuild-"):])[:2] == want], lambda p: p.parts[3][len("linux-kbuild-"):])
+    return found[-1] if found else Path(f"/usr/lib/linux-kbuild-{series}/scripts/kconfig/conf")
+
+
 @dataclass
 class CliResult:
     exit_code: int
