@@ -251,24 +251,6 @@ def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, stri
     sys.exit(report.exit_code)
 
 
-def _resolve_pairs(kernel: str | None, all_kernels: bool):
-    """The kernel image + headers pairs to use, and a line saying why (for stderr)."""
-    from .vm import images
-
-    if kernel and all_kernels:
-        raise click.UsageError("give --kernel or --all-kernels, not both.")
-    if all_kernels:
-        scan = images.scan_pairs()
-        if not scan.pairs:
-            images.default_pair()  # raises with the details and the fix
-        return list(scan.pairs), f"all kernels: {', '.join(p.release for p in scan.pairs)}"
-    if kernel:
-        pair = images.pair_for(kernel)
-        return [pair], f"using {pair.release}: --kernel {kernel}"
-    pair, reason = images.default_pair()
-    return [pair], reason
-
-
 def _print_diagnostics(diagnostics, release: str) -> None:
     for d in diagnostics:
         colour = "red" if d.severity == "error" else "yellow"
@@ -287,18 +269,19 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
     """
     from .errors import EXIT_BUILD
     from .kbuild import build as run_build
-    from .kbuild import kernel_name_clashes
-    from .lint import source_files
+    from .kbuild import kernel_name_clashes, module_makefile, source_files
+    from .runner.kernels import resolve
 
     try:
-        if not directory.is_dir() or not source_files(directory):
+        module_makefile(directory)
+        if not source_files(directory):
             raise UserError(f"{directory}: error: no C sources here. Fix: pass a module project directory.")
         if kernel and kdir:
             raise click.UsageError("give --kernel or --kdir, not both.")
         if kdir is not None:
             release, build_dir = kdir.resolve().parent.name if kdir.name == "build" else kdir.name, kdir
         else:
-            pairs, reason = _resolve_pairs(kernel, False)
+            pairs, reason = resolve(kernel)
             release, build_dir = pairs[0].release, pairs[0].build_dir
             click.echo(reason, err=True)
         result = run_build(directory, build_dir)
@@ -312,7 +295,7 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
             click.echo(f"[{release}] note: {note}", err=True)
         click.echo(click.style(f"build against {release} FAILED", fg="red") + f" ({len(result.errors)} errors, {len(result.warnings)} warnings, {result.seconds:.1f} s)", err=True)
         sys.exit(EXIT_BUILD)
-    kos = sorted(p.name for p in directory.glob("*.ko"))
+    kos = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.ko"))
     click.echo(f"built {', '.join(kos) or 'the module'} against {release} ({len(result.warnings)} warnings, {result.seconds:.1f} s)")
 
 
@@ -331,8 +314,16 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="VMs side by side when testing several modules.")
 @click.option("--fresh-boot", is_flag=True, help="Boot the kernel every time: neither use nor save the VM snapshot.")
 def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot) -> None:
-    """Build each module in DIRECTORIES (default: .), run it in a QEMU VM and check
-    every debugfs file its dbgscaffold.toml declares (plus the executable tests/*.sh).
+    """Build the modules in each of DIRECTORIES (default: .), run them in a QEMU VM
+    and check them.
+
+    A directory is any kbuild module directory (a Kbuild, or a Makefile naming
+    obj-m; several modules load in dependency order). Made by 'dbgscaffold new',
+    its dbgscaffold.toml declares the debugfs files to check; otherwise the checks
+    are discovered at run time (what the modules create in debugfs, /proc and
+    their parameters: it exists with a sane mode, reads, and a number or Y/N takes
+    its value back; all gone after rmmod). A [test] table in dbgscaffold.toml sets
+    params, modules, timeout and discover. Executable tests/*.sh run too.
 
     The VM is restored from a saved snapshot of a booted guest when one matches
     the kernel, initramfs and QEMU (else it boots, and saves one). Several
@@ -345,27 +336,29 @@ def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep
     """
     from rich.console import Console
 
-    from .vm import report
-    from .vm.runner import BuildFailed, load_project_spec, run_batch
+    from .runner import report
+    from .runner.execute import RunOptions
+    from .runner.kernels import resolve
+    from .runner.project import load_project, test_projects
 
     out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     directories = list(directories) or [Path(".")]
     runs = []
     try:
-        specs = [load_project_spec(d) for d in directories]
-        for spec in specs:
-            _print_warnings(spec)
-        pairs, reason = _resolve_pairs(kernel, all_kernels)
+        projects = [load_project(d) for d in directories]
+        for project in projects:
+            _print_warnings(project)
+        pairs, reason = resolve(kernel, all_kernels)
         err.print(reason)
         stream = ktap and len(directories) == 1  # several modules' KTAP would interleave
         for pair in pairs:
             logs = None
             if keep_logs is not None:
                 logs = keep_logs / pair.release if len(pairs) > 1 else keep_logs
-            names = ", ".join(s.module.name for s in specs)
+            names = ", ".join(p.name for p in projects)
             with err.status(f"{names}: building and starting {pair.release}...") as status:
-                progress = report.Progress([s.module.name for s in specs], pair.release)
+                progress = report.Progress([p.name for p in projects], pair.release)
 
                 def on_line(i: int, line: str) -> None:
                     if stream:
@@ -374,23 +367,16 @@ def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep
                     if text:
                         status.update(text)
 
-                try:
-                    batch = run_batch(directories, pair, timeout=timeout, accel=accel, keep_logs=logs, specs=specs,
-                                      stress_seconds=STRESS_SECONDS if stress else 0.0,
-                                      check_timeout=check_timeout if check_timeout else min(20.0, timeout / 3),
-                                      jobs=jobs, snapshot=not fresh_boot, on_line=on_line)
-                except BuildFailed as exc:
-                    if not exc.result.diagnostics:
-                        raise  # the message carries the tail of make's output
-                    _print_diagnostics(exc.result.diagnostics, pair.release)
-                    for note in exc.notes:
-                        click.echo(f"[{pair.release}] note: {note}", err=True)
-                    click.echo(click.style(f"build against {pair.release} FAILED", fg="red") + f" ({len(exc.result.errors)} errors, {len(exc.result.warnings)} warnings)", err=True)
-                    sys.exit(exc.exit_code)
-            for run in batch:
+                options = RunOptions(timeout, check_timeout if check_timeout else min(20.0, timeout / 3), accel, jobs,
+                                     not fresh_boot, logs)
+                batch = test_projects(projects, pair, options, STRESS_SECONDS if stress else 0.0, on_line)
+            for one in batch:
+                if one.build_failure is not None:
+                    _print_build_failure(one.build_failure)
+                    continue
                 if ktap and not stream:
-                    click.echo(run.results, nl=False)
-                report.print_run(run, out)
+                    click.echo(one.results, nl=False)
+                report.print_run(one, out)
             runs.extend(batch)
     except UserError as exc:
         _fail(exc)
@@ -399,9 +385,22 @@ def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep
     if json_path is not None:
         json_path.write_text(report.json_text(runs), encoding="utf-8")
     if len(runs) > 1:
-        for run in runs:
-            out.print(f"{run.module} on {run.release}: {run.verdict} (exit {run.exit_code})")
+        for one in runs:
+            out.print(f"{one.module} on {one.release}: {one.verdict} (exit {one.exit_code})")
     sys.exit(max(r.exit_code for r in runs))
+
+
+def _print_build_failure(failure) -> None:
+    """A failed build as `dbgscaffold build` shows it: the compiler's messages, the notes, one summary line."""
+    if failure.diagnostics:
+        _print_diagnostics(failure.diagnostics, failure.release)
+    else:
+        click.echo(str(failure) if failure.exit_code != 2 else "\n".join(failure.lines), err=True)
+    for note in failure.notes:
+        click.echo(f"[{failure.release}] note: {note}", err=True)
+    if failure.exit_code != 2:
+        click.echo(click.style(f"build against {failure.release} FAILED", fg="red")
+                   + f" ({len(failure.errors)} errors, {len(failure.warnings)} warnings)", err=True)
 
 
 @cli.command()
@@ -452,19 +451,39 @@ def vm() -> None:
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Power off after this many seconds (default: never).")
 def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | None) -> None:
-    """Build the module in DIRECTORY (made by 'dbgscaffold new' or 'dbgscaffold
-    lab start'), boot the test VM with it loaded, debugfs and tracefs mounted,
-    and give you a shell on its serial console in /sys/kernel/debug/<root>.
-    A lab project's student files and tests/ are in /root. The check library
-    is /checks/ktap.sh. Exiting the shell powers the VM off."""
+    """Build the modules in DIRECTORY (any kbuild module directory, a project made
+    by 'dbgscaffold new' or 'dbgscaffold lab start'), boot the test VM with them
+    loaded (in dependency order, with [test] params), debugfs and tracefs
+    mounted, and give you a shell on its serial console (in the debugfs root of
+    a generated module). A lab project's student files and tests/ are in /root.
+    The check library is /checks/ktap.sh. Exiting the shell powers the VM off."""
+    import tempfile
+
     from .errors import EXIT_ENVIRONMENT, EXIT_TIMEOUT
-    from .vm.shell import run_shell, shell_project
+    from .lab.project import MARKER
+    from .runner.checks import guest_files
+    from .runner.kernels import resolve
+    from .vm.shell import run_shell
 
     try:
-        target = shell_project(directory)  # a wrong directory is reported before any kernel is looked for
-        pairs, reason = _resolve_pairs(kernel, False)
+        # a wrong directory is reported before any kernel is looked for
+        lab = _lab_of(directory) if (directory / MARKER).is_file() else None
+        if lab is None:
+            from .runner.project import load_project
+
+            project = load_project(directory)
+        pairs, reason = resolve(kernel)
         click.echo(reason, err=True)
-        status = run_shell(target, pairs[0], accel=accel, timeout=timeout)
+        with tempfile.TemporaryDirectory(prefix="dbgscaffold-shell-") as tmp:
+            if lab is not None:
+                from .lab.shell import lab_guest
+
+                guest = lab_guest(lab, directory.resolve(), pairs[0], Path(tmp))
+            else:
+                from .runner.shell import module_guest
+
+                guest = module_guest(project, pairs[0], Path(tmp))
+            status = run_shell(guest, pairs[0], Path(tmp), accel=accel, timeout=timeout, library=guest_files())
     except UserError as exc:
         _fail(exc)
     if status == 124:
@@ -473,6 +492,18 @@ def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | N
     if status != 0:
         click.echo(f"vm shell: error: QEMU exited with status {status} (its message is above). Fix: run 'dbgscaffold doctor'.", err=True)
         sys.exit(EXIT_ENVIRONMENT)
+
+
+def _lab_of(directory: Path):
+    """The lab of a lab project; a module lab only (vm shell loads a module you build)."""
+    from .lab.manifest import find_lab
+    from .lab.project import lab_of
+
+    lab = find_lab(lab_of(directory))
+    if lab.kind != "module":
+        raise UserError(f"{directory.resolve()}: error: lab {lab.id!r} is a {lab.kind} lab; vm shell loads a kernel module you build. "
+                        f"Fix: run its checks with 'dbgscaffold lab check {directory}'.")
+    return lab
 
 
 def _shown(path: Path) -> str:

@@ -26,13 +26,13 @@ def _tool(name: str, package: str, why: str) -> DoctorItem:
 
 
 def _busybox(path: Path) -> DoctorItem:
-    from .vm.initramfs import _dynamic
+    from .vm.initramfs import is_dynamic
 
     try:
         data = path.read_bytes()
     except OSError:
         return DoctorItem("static busybox", "fail", f"{path} is missing (the guest's shell and tools)", "sudo apt-get install busybox-static")
-    if data[:4] != b"\x7fELF" or _dynamic(data):
+    if data[:4] != b"\x7fELF" or is_dynamic(data):
         return DoctorItem("static busybox", "fail", f"{path} is dynamically linked; the guest has no libc", "sudo apt-get install busybox-static")
     return DoctorItem("static busybox", "ok", str(path))
 

@@ -90,8 +90,8 @@ def _section_headers(read: Reader, h: Header) -> list[tuple[int, ...]]:
     return [fmt.unpack_from(table, i * h.shentsize) for i in range(shnum)]
 
 
-def section_names(read: Reader) -> list[str]:
-    """The name of every section, in order (reads the headers and the name table only)."""
+def _named_sections(read: Reader) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, its header tuple) of every section, in order."""
     h = header(read)
     sections = _section_headers(read, h)
     if not sections:
@@ -104,7 +104,20 @@ def section_names(read: Reader) -> list[str]:
     for name_at, *_ in sections:
         stop = strtab.find(b"\0", name_at)
         names.append(strtab[name_at : stop if stop >= 0 else len(strtab)].decode("ascii", "replace"))
-    return names
+    return list(zip(names, sections))
+
+
+def section_names(read: Reader) -> list[str]:
+    """The name of every section, in order (reads the headers and the name table only)."""
+    return [name for name, _ in _named_sections(read)]
+
+
+def section(read: Reader, wanted: str, limit: int = _MAX_SHSTRTAB) -> bytes | None:
+    """The contents of the first section called `wanted` (at most `limit` bytes), or None."""
+    for name, (_, _, offset, size, _) in _named_sections(read):
+        if name == wanted:
+            return read(offset, min(size, limit))
+    return None
 
 
 def notes(read: Reader) -> Iterator[tuple[bytes, int, bytes]]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import paths
-from .errors import EnvironmentProblem
+from .errors import EnvironmentProblem, UserError
 
 # gcc and sparse: "file.c:12:5: warning: message [-Wflag]"
 _COMPILER_RE = re.compile(
@@ -163,20 +163,58 @@ def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool 
 
 
 BUILD_INPUTS = ("Kbuild", "Makefile")
+SOURCE_SUFFIXES = (".c", ".h", ".S")
+MAX_SOURCE_FILES = 2000  # a "module" with more is someone's home directory
+_NOT_SOURCES = ("tests",)  # the user's VM checks, not kbuild's business
+
+
+def _walk(project: Path) -> Iterator[Path]:
+    """Every file below `project`, outside hidden directories and tests/."""
+    for dirpath, dirnames, filenames in os.walk(project):
+        top = Path(dirpath) == project
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (top and d in _NOT_SOURCES))
+        for name in filenames:
+            yield Path(dirpath) / name
 
 
 def source_files(project: Path) -> list[Path]:
-    """The C sources and headers of a project (not kbuild's own *.mod.c)."""
-    files = [*project.glob("*.c"), *project.glob("*.h"), *project.glob("user/*.c"), *project.glob("user/*.h")]
-    return sorted(p for p in files if not p.name.endswith(".mod.c"))
+    """The C and assembler sources and headers of a project, in any subdirectory
+    (not kbuild's own *.mod.c)."""
+    project = Path(project)
+    files = [p for p in _walk(project) if p.suffix in SOURCE_SUFFIXES and not p.name.endswith(".mod.c")]
+    if len(files) > MAX_SOURCE_FILES:
+        raise UserError(f"{project}: error: {len(files)} source files below it; a module project has far fewer. "
+                        "Fix: pass the module's own directory.")
+    return sorted(files)
 
 
 def build_inputs(project: Path) -> list[Path]:
     """What a build copy of `project` holds, relative to it: its sources and
-    headers plus the Kbuild and Makefile that exist."""
+    headers plus every Kbuild and Makefile (a subdirectory may have its own)."""
     project = Path(project)
     found = [p.relative_to(project) for p in source_files(project)]
-    return found + [Path(n) for n in BUILD_INPUTS if (project / n).is_file()]
+    return found + sorted(p.relative_to(project) for p in _walk(project) if p.name in BUILD_INPUTS)
+
+
+_OBJ_M = re.compile(r"^\s*obj-(?:m|\$\(CONFIG_\w+\))\s*[:+]?=", re.M)
+
+
+def module_makefile(project: Path) -> Path:
+    """The file that tells kbuild what to build (Kbuild, else a Makefile naming obj-m);
+    a UserError (exit 2) saying what is missing otherwise."""
+    project = Path(project)
+    if not project.is_dir():
+        raise UserError(f"{project}: error: no such directory. Fix: pass the module's directory.")
+    kbuild, makefile = project / "Kbuild", project / "Makefile"
+    if kbuild.is_file():
+        return kbuild
+    if not makefile.is_file():
+        raise UserError(f"{project}: error: not a module directory: no Kbuild and no Makefile. "
+                        "Fix: add a Kbuild file with 'obj-m := NAME.o' (or pass the module's directory).")
+    if not _OBJ_M.search(makefile.read_text(errors="replace")):
+        raise UserError(f"{makefile}: error: the Makefile names no obj-m, so kbuild would build nothing. "
+                        "Fix: add 'obj-m += NAME.o' for each module (or a Kbuild file with it).")
+    return makefile
 
 
 def _relocate(result: BuildResult, copy: Path, project: Path) -> BuildResult:
@@ -340,9 +378,8 @@ def _needs_clean(project: Path, tree: Path) -> bool:
         return True
     if set(build_inputs(project)) != set(build_inputs(src)):
         return True
-    for name in BUILD_INPUTS:
-        mine, cached = project / name, src / name
-        if mine.is_file() and mine.read_bytes() != cached.read_bytes():
+    for rel in build_inputs(project):
+        if rel.name in BUILD_INPUTS and (project / rel).read_bytes() != (src / rel).read_bytes():
             return True
     return False
 
@@ -380,9 +417,9 @@ def _up_to_date(tree: Path, kdir: Path) -> bool:
     src = tree / "src"
     try:
         built = (tree / _BUILT).stat().st_mtime_ns
-        if src.stat().st_mtime_ns > built or not any(src.glob("*.ko")):
+        if src.stat().st_mtime_ns > built or not any(src.rglob("*.ko")):
             return False
-        cmds = list(src.glob(".*.cmd"))
+        cmds = list(src.rglob(".*.cmd"))
         if not cmds:
             return False
         for f in src.iterdir():

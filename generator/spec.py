@@ -28,9 +28,12 @@ from .debugfs_types import (
 from .c_literals import c_escaped_length
 from .errors import UserError
 from .inputs import read_input
+from .problems import Problem, SpecError, syntax_problem
+from .test_table import TestTable, parse_test_table
 
 MODULE_KEYS = ("name", "description", "author", "license", "version", "root")
-TOP_KEYS = ("module", "entry")
+SPEC_FILE = "dbgscaffold.toml"  # a project's spec, beside its sources
+TOP_KEYS = ("module", "entry", "test")
 ALL_ENTRY_KEYS = sorted(COMMON_KEYS | {k for t in TYPES.values() for k in t.keys})
 
 # Module licenses the kernel treats as GPL-compatible (include/linux/license.h),
@@ -60,41 +63,6 @@ RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(
     struct switch typedef union unsigned void volatile while bool true false
     kernel module vmlinux linux debugfs tracefs sysfs procfs built_in modules modpost""".split()
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int  # 1-based; 0 when the problem is about the file as a whole
-    where: str  # "[module]", "entry #3 'subdir/c'", or "" for the file
-    message: str
-    fix: str = ""
-    warning: bool = False
-    column: int = 0
-
-    def __str__(self) -> str:
-        loc = self.file
-        if self.line:
-            loc += f":{self.line}"
-            if self.column:
-                loc += f":{self.column}"
-        parts = [f"{loc}: {'warning' if self.warning else 'error'}: "]
-        if self.where:
-            parts.append(f"{self.where}: ")
-        parts.append(self.message)
-        if self.fix:
-            parts.append(("" if self.message.endswith((".", "?")) else ".") + f" Fix: {self.fix}")
-        return "".join(parts)
-
-
-class SpecError(UserError):
-    """The spec is invalid; carries every problem found, warnings included."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = tuple(problems)
-        errors = [p for p in problems if not p.warning]
-        head = f"{len(errors)} error{'s' if len(errors) != 1 else ''} in spec"
-        super().__init__("\n".join([*map(str, problems), head]))
 
 
 @dataclass(frozen=True)
@@ -155,6 +123,7 @@ class Spec:
     source_name: str
     text: str  # the spec as written (after any name override), copied into the project
     warnings: tuple[Problem, ...] = field(default=())
+    test: TestTable = field(default=TestTable())  # how `dbgscaffold test` loads it
 
     @property
     def directories(self) -> tuple[str, ...]:
@@ -323,7 +292,7 @@ def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: 
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError([_syntax_problem(source_name, exc)]) from None
+        raise SpecError([syntax_problem(source_name, exc)]) from None
     except RecursionError:
         raise SpecError([Problem(source_name, 0, "", "TOML syntax error: arrays or tables nested too deeply", "a spec needs at most one level of nesting.")]) from None
     where_file = ""
@@ -336,37 +305,20 @@ def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: 
                 loc.top.keys.get(key, 1),
                 where_file,
                 f"unknown top-level key '{key}'" + (f"; {hint}" if hint else ""),
-                "the spec has a [module] table and [[entry]] tables only.",
+                "the spec has a [module] table, [[entry]] tables and a [test] table only.",
             )
 
     module = _parse_module(data.get("module"), loc, out, name_override)
     entries = _parse_entries(data.get("entry", []), loc, out)
     _check_tree(module, entries, out)
+    test, problems = parse_test_table(data.get("test"), text, source_name)
+    out.problems += problems
     if out.has_errors or module is None:
         raise SpecError(out.problems)
     if name_override is not None:
         text = _rewrite_module_name(text, loc, name_override, data, source_name)
     warnings = tuple(p for p in out.problems if p.warning)
-    return Spec(module, tuple(entries), source_name, text, warnings)
-
-
-def _syntax_problem(source_name: str, exc: tomllib.TOMLDecodeError) -> Problem:
-    msg = str(exc)
-    line = col = 0
-    m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-    if m:
-        line, col = int(m.group(1)), int(m.group(2))
-        msg = msg[: m.start()].strip()
-    elif (m := re.search(r"\(at end of document\)", msg)) is not None:
-        msg = msg[: m.start()].strip() + " at the end of the file"
-    return Problem(
-        source_name,
-        line,
-        "",
-        f"TOML syntax error: {msg}",
-        "see https://toml.io; strings need double quotes, e.g. mode = \"0644\".",
-        column=col,
-    )
+    return Spec(module, tuple(entries), source_name, text, warnings, test)
 
 
 def _string_key(table: dict, key: str, where: str, line: int, out: _Collector) -> str | None:

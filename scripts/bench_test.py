@@ -36,11 +36,14 @@ from pathlib import Path
 
 from dbgscaffold.render import new_project
 from dbgscaffold.spec import parse_spec
-from dbgscaffold.vm import checks, images, qemu
-from dbgscaffold.vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT
+from dbgscaffold.runner import checks
+from dbgscaffold.runner.build import build_modules
+from dbgscaffold.runner.execute import Prepared, RunOptions, RunRequest, run
+from dbgscaffold.runner.judge import judge
+from dbgscaffold.runner.project import load_project, request, test_projects
+from dbgscaffold.vm import images, qemu
+from dbgscaffold.vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
 from dbgscaffold.vm.initramfs import FileSpec, build_initramfs, init_script
-from dbgscaffold.vm.agent import pack_payload
-from dbgscaffold.vm.runner import Prepared, WorkItem, build_module, judge, prepare, run_batch, run_module_test, run_prepared
 from dbgscaffold.vm.snapshot import SnapshotStore
 
 TARGETS = {"fresh": 3.5, "warm": 2.0}
@@ -52,22 +55,23 @@ SPECS = Path(__file__).resolve().parent.parent / "generator" / "specs"
 def naive_cycle(project: Path, spec, pair, tmp: Path, accel: str) -> float:
     """What one would write first: scratch build, gzip initramfs, bzImage on `pc`."""
     start = time.perf_counter()
-    built = build_module(project, pair.build_dir, pair.release, tmp)
+    built = build_modules(project, pair.build_dir, pair.release, tmp).modules[0]
     ko = f"{PAYLOAD_ROOT}/{built.ko.name}"
-    plan = checks.plan(spec, pair.version, ko)
+    run_plan = checks.RunPlan((checks.GuestModule(built.name, ko),), spec)
+    plan = checks.plan(run_plan, pair.version)
     files = [
         FileSpec.from_path(ko, built.ko, 0o644),
-        FileSpec(PAYLOAD_SCRIPT, checks.script(spec, pair.version, ko).encode(), 0o755),
-        FileSpec(checks.GUEST_LIB, checks.guest_library().encode(), 0o644),
+        FileSpec(PAYLOAD_SCRIPT, checks.script(run_plan, pair.version).encode(), 0o755),
+        *checks.guest_files(),
     ]
     cpio = build_initramfs(init_script(f"sh {PAYLOAD_SCRIPT}"), files, cache=tmp / "naive")
     gz = cpio.with_suffix(".cpio.gz")
     gz.write_bytes(gzip.compress(cpio.read_bytes(), compresslevel=6))
     r = qemu.run(qemu.naive_machine(pair.image, gz, accel=accel), timeout=120)
     seconds = time.perf_counter() - start
-    run = judge(spec.module.name, [c.name for c in plan], r)
-    if run.exit_code != 0:
-        raise SystemExit(f"naive cycle on {pair.release}: {run.verdict}\n{r.console[-1500:]}")
+    judged = judge(spec.module.name, [c.name for c in plan], r)
+    if judged.exit_code != 0:
+        raise SystemExit(f"naive cycle on {pair.release}: {judged.verdict}\n{r.console[-1500:]}")
     return seconds
 
 
@@ -78,15 +82,15 @@ LIGHT_CHECKS = (
 )
 
 
-def light_item(project: Path, pair) -> WorkItem:
-    """The issue's batch workload for one module: insmod, one read, rmmod."""
-    def prepare(workdir: Path) -> Prepared:
+class LightChecks:
+    """The issue's batch workload for one module: insmod, one read, rmmod (the runner's Checks)."""
+
+    def prepare(self, project: Path, pair, workdir: Path, check_timeout) -> Prepared:
         t0 = time.perf_counter()
-        built = build_module(project, pair.build_dir, pair.release, workdir)
+        built = build_modules(project, pair.build_dir, pair.release, workdir).modules[0]
         script = checks.render_script("insmod, read, rmmod", {}, [(n, body, "") for n, body in LIGHT_CHECKS], check_timeout=10)
         payload = pack_payload([FileSpec.from_path(f"{PAYLOAD_ROOT}/mydebug.ko", built.ko, 0o644), FileSpec(PAYLOAD_SCRIPT, script.encode(), 0o755)])
         return Prepared("mydebug", tuple(n for n, _ in LIGHT_CHECKS), payload, time.perf_counter() - t0, 0.0)
-    return WorkItem("mydebug", prepare)
 
 
 def timed_run(fn) -> tuple[float, object]:
@@ -117,7 +121,7 @@ def main() -> int:
         store = SnapshotStore(tmp / "snapshots")
         rows = {p.release: {m: [] for m in modes} | {"build": [], "restore": [], "checks": []} for p in pairs}
         for pair in pairs:  # the snapshot and the build trees exist before the first timed run
-            if run_module_test(project, pair, spec=spec, snapshot=store).exit_code != 0:
+            if test_projects([project], pair, RunOptions(snapshot=store))[0].exit_code != 0:
                 raise SystemExit(f"{pair.release}: the classic module does not pass")
         for i in range(args.runs):
             for pair in pairs:
@@ -126,14 +130,15 @@ def main() -> int:
                 for mode in ("fresh", "warm", "edited"):
                     if mode == "edited":  # new bytes: touching alone no longer makes kbuild run
                         source.write_text(source.read_text() + f"/* edit {i} */\n")
-                    seconds, run = timed_run(lambda: run_module_test(project, pair, spec=spec, snapshot=False if mode == "fresh" else store))
-                    if run.exit_code != 0 or run.boot != ("fresh" if mode == "fresh" else "snapshot"):
-                        raise SystemExit(f"{pair.release} {mode}: {run.verdict} ({run.boot}: {run.boot_note})")
+                    options = RunOptions(snapshot=False if mode == "fresh" else store)
+                    seconds, outcome = timed_run(lambda: test_projects([project], pair, options)[0])
+                    if outcome.exit_code != 0 or outcome.boot != ("fresh" if mode == "fresh" else "snapshot"):
+                        raise SystemExit(f"{pair.release} {mode}: {outcome.verdict} ({outcome.boot}: {outcome.boot_note})")
                     r[mode].append(seconds)
                     if mode == "warm":
-                        r["build"].append(run.build_seconds)
-                        r["restore"].append(run.boot_seconds or 0.0)
-                        r["checks"].append(run.wall_seconds)
+                        r["build"].append(outcome.build_seconds)
+                        r["restore"].append(outcome.boot_seconds or 0.0)
+                        r["checks"].append(outcome.wall_seconds)
                 print(f"  run {i + 1} {pair.release}: " + ", ".join(f"{m} {r[m][-1]:.2f} s" for m in modes), flush=True)
 
         print(f"\nwhole cycle, medians of {args.runs} interleaved runs (seconds)")
@@ -158,19 +163,20 @@ def main() -> int:
                 copy = tmp / f"batch{n}" / "mydebug"
                 shutil.copytree(project, copy, ignore=shutil.ignore_patterns("*.o", "*.ko", ".*.cmd"))
                 copies.append(copy)
-            run_batch(copies, pair, jobs=1, snapshot=store)  # warm every copy's build tree
-            full = [WorkItem("mydebug", lambda w, c=c: prepare(c, pair, spec, w)) for c in copies]
-            light = [light_item(c, pair) for c in copies]
+            test_projects(copies, pair, RunOptions(jobs=1, snapshot=store))  # warm every copy's build tree
+            full = [request(load_project(c)) for c in copies]
+            light = [RunRequest("mydebug", c, LightChecks()) for c in copies]
             for label, items in (("the 21 checks", full), ("insmod + one read + rmmod", light)):
                 one, many, two_vms, in_guest = [], [], [], []
                 for _ in range(max(1, args.runs // 2)):
-                    one.append(timed_run(lambda: run_prepared(items[:1], pair, jobs=1, snapshot=store))[0])
-                    seconds, runs = timed_run(lambda: run_prepared(items, pair, jobs=1, snapshot=store))
+                    one.append(timed_run(lambda: run(items[:1], pair, RunOptions(jobs=1, snapshot=store)))[0])
+                    seconds, pairs_run = timed_run(lambda: run(items, pair, RunOptions(jobs=1, snapshot=store)))
+                    runs = [r for r, _ in pairs_run]
                     if any(x.exit_code for x in runs):
                         raise SystemExit(f"batch ({label}): " + "; ".join(x.verdict for x in runs))
                     many.append(seconds)
                     in_guest.append(statistics.median([x.wall_seconds for x in runs]))
-                    two_vms.append(timed_run(lambda: run_prepared(items, pair, jobs=2, snapshot=store))[0])
+                    two_vms.append(timed_run(lambda: run(items, pair, RunOptions(jobs=2, snapshot=store)))[0])
                 marginal = (statistics.median(many) - statistics.median(one)) / (args.batch - 1)
                 print(f"\nbatch on {pair.release}, {label} per module: 1 module {statistics.median(one):.2f} s, {args.batch} modules "
                       f"in one VM {statistics.median(many):.2f} s, in two VMs {statistics.median(two_vms):.2f} s")

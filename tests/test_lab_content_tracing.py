@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KERNEL_SERIES, require, require_tools, run_cli
+from conftest import KERNEL_SERIES, debian_config, require, require_tools, run_cli
 from dbgscaffold.vm import images, initramfs
 
 LABS = ("relay", "kprobes", "ftrace")
-CONFIGS = {"6.1": "/boot/config-6.1.0-56-amd64", "6.12": "/boot/config-6.12.117+deb12-amd64"}
+CONFIGS = {s: str(debian_config(s)) for s in ("6.1", "6.12")}  # the installed releases, discovered
 # What the ftrace README says the lab VM has on both kernels (and the checks use).
 GUEST_TRACERS = {"blk", "mmiotrace", "function_graph", "function", "nop"}
 GUEST_EVENT_SYSTEMS = ("sched", "initcall", "power", "kmem", "workqueue")
@@ -319,7 +319,7 @@ def test_guest_has_what_the_ftrace_readme_says(series):
     """available_tracers and the event systems the README lists (and the checks use)."""
     from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, pack_payload
     from dbgscaffold.vm.initramfs import FileSpec
-    from dbgscaffold.vm.runner import Prepared, WorkItem, run_prepared
+    from dbgscaffold.runner.execute import Prepared, RunOptions, RunRequest, run
 
     script = "\n".join([
         ". /checks/ktap.sh", "echo 'KTAP version 1' >&3", "echo '1..1' >&3",
@@ -328,9 +328,13 @@ def test_guest_has_what_the_ftrace_readme_says(series):
         'for s in ' + " ".join(GUEST_EVENT_SYSTEMS) + '; do [ -d /sys/kernel/tracing/events/$s ] && diag "events: $s"; done',
         "echo 'ok 1 tracefs' >&3", ""])
     payload = pack_payload([FileSpec(PAYLOAD_SCRIPT, script.encode(), 0o755)])
-    item = WorkItem("tracefs", lambda _w: Prepared("tracefs", ("tracefs",), payload, 0.0, 0.0))
-    run = run_prepared([item], _pair(series), timeout=120, jobs=1)[0]
-    diags = run.checks[0].diagnostics
+
+    class Script:  # the runner's Checks: nothing to build, one script to run
+        def prepare(self, project, pair, workdir, check_timeout):
+            return Prepared("tracefs", ("tracefs",), payload, 0.0, 0.0)
+
+    outcome = run([RunRequest("tracefs", Path("."), Script())], _pair(series), RunOptions(timeout=120, jobs=1))[0][0]
+    diags = outcome.checks[0].diagnostics
     tracers = next(d for d in diags if d.startswith("tracers: ")).split()[1:]
     assert set(tracers) == GUEST_TRACERS, tracers
     assert [d.split()[1] for d in diags if d.startswith("events: ")] == list(GUEST_EVENT_SYSTEMS)

@@ -19,7 +19,7 @@ from dbgscaffold.lab.grade import (csv_text, extract, find_submissions, merge_do
 from dbgscaffold.lab.manifest import find_lab
 from dbgscaffold.lab.run import crash_offset, plan, run_script, score
 from dbgscaffold.vm.crash import CrashReport
-from dbgscaffold.vm.runner import CheckResult
+from dbgscaffold.runner.model import BuildFailure, CheckResult, Status, TestRun
 
 LAB = find_lab("debugfs-basics")
 
@@ -46,8 +46,8 @@ def test_the_script_sources_the_guest_library_and_exports_the_series():
 
 
 def fake_run(statuses: list[str], verdict: str = "", exit_code: int = 1, crashes=()):
-    checks = tuple(CheckResult(n, f"c{n}", s, (f"why {n}",) if s != "pass" else ()) for n, s in enumerate(statuses, 1))
-    return SimpleNamespace(checks=checks, verdict=verdict or "some failed", exit_code=exit_code, crashes=tuple(crashes))
+    checks = tuple(CheckResult(n, f"c{n}", Status(s), (f"why {n}",) if s != "pass" else ()) for n, s in enumerate(statuses, 1))
+    return SimpleNamespace(checks=checks, verdict=verdict or "some failed", exit_code=exit_code, crashes=tuple(crashes), build_failure=None)
 
 
 def test_score_is_points_times_the_share_of_passing_checks():
@@ -70,7 +70,7 @@ def test_a_task_without_checks_in_the_plan_is_worth_nothing():
 
 
 def test_a_build_failure_scores_nothing():
-    run = SimpleNamespace(checks=(), verdict="build failed: mydebug.c:3:1: error: expected ';'", exit_code=3, crashes=())
+    run = TestRun.of_build_failure("mydebug", BuildFailure("6.1.0-1-amd64", None, "mydebug.c:3:1: error: expected ';'"))
     s = score(LAB, plan(LAB, True), run)
     assert s.total == 0 and {c.status for c in s.checks} == {"build failed"}
 

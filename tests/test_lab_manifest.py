@@ -262,7 +262,7 @@ def test_run_user_check_sources_the_lab_library_first(tmp_path):
     import subprocess
 
     from conftest import require
-    from dbgscaffold.vm import checks
+    from dbgscaffold.runner import checks
     from dbgscaffold.vm.initramfs import BUSYBOX
 
     require(BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")

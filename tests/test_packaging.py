@@ -123,7 +123,7 @@ def test_installed_wheel_lists_the_labs_outside_the_checkout(built, tmp_path):
     probe = (
         "from dbgscaffold.render import templates_root\n"
         "from dbgscaffold.kconfig.profiles import profiles_dir\n"
-        "from dbgscaffold.vm.checks import guest_library\n"
+        "from dbgscaffold.runner.checks import guest_library\n"
         "from dbgscaffold.lab.systemtap import patches_dir\n"
         "print(templates_root()); print(profiles_dir()); print(patches_dir())\n"
         "assert 'run_check' in guest_library()\n"

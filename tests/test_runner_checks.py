@@ -1,4 +1,4 @@
-"""vm.checks: the guest check script derived from a spec, and its shell library.
+"""runner.checks: the guest check script derived from a spec, and its shell library.
 
 The helpers run here under the host's static busybox (the guest's shell), on
 plain files, so each is shown to pass on the right answer and fail on a wrong one.
@@ -13,7 +13,12 @@ import pytest
 
 from conftest import require
 from dbgscaffold.spec import parse_spec
-from dbgscaffold.vm import checks
+from dbgscaffold.runner import checks
+
+
+def rp(spec, ko: str, **kw) -> checks.RunPlan:
+    """The RunPlan of a generated project's one module at guest path `ko`."""
+    return checks.RunPlan((checks.GuestModule(spec.module.name, ko),), spec, **kw)
 from dbgscaffold.vm.initramfs import BUSYBOX
 
 SPECS = Path(__file__).resolve().parent.parent / "generator" / "specs"
@@ -58,8 +63,8 @@ def test_printf_format_round_trips_every_byte(tmp_path):
 
 
 def test_classic_plan_on_6_1_and_6_12():
-    names61 = [c.name for c in checks.plan(classic(), (6, 1, 0), "/lib/modules/mydebug.ko")]
-    names612 = [c.name for c in checks.plan(classic(), (6, 12, 0), "/lib/modules/mydebug.ko")]
+    names61 = [c.name for c in checks.plan(rp(classic(), "/lib/modules/mydebug.ko"), (6, 1, 0))]
+    names612 = [c.name for c in checks.plan(rp(classic(), "/lib/modules/mydebug.ko"), (6, 12, 0))]
     assert names61[0] == "insmod mydebug"
     assert names61[-3:] == ["rmmod mydebug", "/sys/kernel/debug/mydebug is gone after rmmod", "load/unload x3"]
     for n in ("a: exists", "a: mode 644", "a: reads its initial value", "a: write 0, read it back",
@@ -76,15 +81,15 @@ def test_blob_with_a_write_mode_depends_on_the_kernel():
     b = spec.entries[0]
     assert checks.shown_mode(b, (6, 1, 0)) == "444" and not checks.writable(b, (6, 1, 0))
     assert checks.shown_mode(b, (6, 12, 0)) == "644" and checks.writable(b, (6, 12, 0))
-    n61 = [c.name for c in checks.plan(spec, (6, 1, 0), "/x.ko")]
-    n612 = [c.name for c in checks.plan(spec, (6, 12, 0), "/x.ko")]
+    n61 = [c.name for c in checks.plan(rp(spec, "/x.ko"), (6, 1, 0))]
+    n612 = [c.name for c in checks.plan(rp(spec, "/x.ko"), (6, 12, 0))]
     assert "b: a write is rejected even for root (before 6.8 a blob is read-only)" in n61
     assert "b: writing its own bytes back works" in n612
 
 
 def test_initial_values_in_the_kernels_format():
     spec = example()
-    bodies = {c.name: c.body for c in checks.plan(spec, (6, 12, 0), "/x.ko")}
+    bodies = {c.name: c.body for c in checks.plan(rp(spec, "/x.ko"), (6, 12, 0))}
     reads = {name.split(":")[0]: body for name, body in bodies.items() if name.endswith("reads its initial value")}
     by_type = {e.type.name: e for e in spec.entries}
     for tname, e in by_type.items():
@@ -106,12 +111,12 @@ def test_u32_array_reads_padded_with_zeros():
 def test_generated_scripts_are_valid_ash(version, tmp_path):
     require(BUSYBOX.is_file(), "static busybox")
     for spec in (classic(), example()):
-        text = checks.script(spec, version, "/lib/modules/m.ko", ("/checks/user/mine.sh",))
+        text = checks.script(rp(spec, "/lib/modules/m.ko", user_scripts=("/checks/user/mine.sh",)), version)
         path = tmp_path / "run.sh"
         path.write_text(text)
         proc = subprocess.run([str(BUSYBOX), "sh", "-n", str(path)], capture_output=True, text=True, timeout=10)
         assert proc.returncode == 0, proc.stderr
-        assert "echo '1..%d' >&3" % len(checks.plan(spec, version, "/lib/modules/m.ko", ("/checks/user/mine.sh",))) in text
+        assert "echo '1..%d' >&3" % len(checks.plan(rp(spec, "/lib/modules/m.ko", user_scripts=("/checks/user/mine.sh",)), version)) in text
         assert "run_user_check" in text
 
 
@@ -156,10 +161,10 @@ def test_user_checks_are_the_executable_scripts(tmp_path):
 
 
 def test_script_exports_the_per_check_limit_in_whole_seconds():
-    text = checks.script(classic(), (6, 1, 0), "/m.ko", check_timeout=3.2)
+    text = checks.script(rp(classic(), "/m.ko"), (6, 1, 0), check_timeout=3.2)
     assert "DBGS_CHECK_TIMEOUT=4\nexport DBGS_CHECK_TIMEOUT\n" in text
     assert text.index("DBGS_CHECK_TIMEOUT=4") < text.index("run_check 1 ")
-    assert "DBGS_CHECK_TIMEOUT" not in checks.script(classic(), (6, 1, 0), "/m.ko")
+    assert "DBGS_CHECK_TIMEOUT" not in checks.script(rp(classic(), "/m.ko"), (6, 1, 0))
     assert [checks.guest_timeout(x) for x in (0.2, 1, 1.0001, 20.0)] == [1, 1, 2, 20]
     for bad in (0, -1, float("nan")):
         with pytest.raises(ValueError):
@@ -259,8 +264,8 @@ def test_a_check_that_survives_sigkill_bails_out_and_powers_off(tmp_path):
 
 
 def test_stress_checks_come_after_the_entries_and_before_rmmod():
-    plain = [c.name for c in checks.plan(classic(), (6, 1, 0), "/m.ko")]
-    stressed = [c.name for c in checks.plan(classic(), (6, 1, 0), "/m.ko", stress_seconds=6.0)]
+    plain = [c.name for c in checks.plan(rp(classic(), "/m.ko"), (6, 1, 0))]
+    stressed = [c.name for c in checks.plan(rp(classic(), "/m.ko", stress_seconds=6.0), (6, 1, 0))]
     assert not any(n.startswith("stress:") for n in plain)
     added = [n for n in stressed if n not in plain]
     assert added == ["stress: a: random and oversized writes", "stress: subdir/c: random and oversized writes",
@@ -296,7 +301,7 @@ def test_stress_bodies_per_type():
 def test_stressed_scripts_are_valid_ash(version, tmp_path):
     require(BUSYBOX.is_file(), "static busybox")
     path = tmp_path / "run.sh"
-    path.write_text(checks.script(example(), version, "/m.ko", stress_seconds=6.0, check_timeout=20))
+    path.write_text(checks.script(rp(example(), "/m.ko", stress_seconds=6.0), version, check_timeout=20))
     proc = subprocess.run([str(BUSYBOX), "sh", "-n", str(path)], capture_output=True, text=True, timeout=10)
     assert proc.returncode == 0, proc.stderr
 

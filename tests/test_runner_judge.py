@@ -1,11 +1,11 @@
-"""vm.runner.judge(): KTAP results + console log + taint -> verdict and exit code (pure)."""
+"""runner.judge(): KTAP results + console log + taint -> verdict and exit code (pure)."""
 
 from __future__ import annotations
 
 import textwrap
 
 from dbgscaffold.vm.qemu import RunResult
-from dbgscaffold.vm.runner import judge
+from dbgscaffold.runner.judge import judge
 
 NAMES = ["insmod m", "a: exists", "a: write 0, read it back", "rmmod m"]
 
@@ -104,11 +104,14 @@ def test_a_warning_taint_fails_the_check_and_the_run():
     assert t.exit_code == 6 and "W" in t.taint.letters
 
 
-def test_cli_test_without_a_spec_is_a_usage_error(tmp_path):
+def test_cli_test_on_a_directory_that_is_no_module_is_a_usage_error(tmp_path):
     from conftest import run_cli
 
     r = run_cli("test", str(tmp_path))
-    assert r.exit_code == 2 and "no spec here" in r.stderr
+    assert r.exit_code == 2 and "not a module directory: no Kbuild and no Makefile" in r.stderr and "Fix:" in r.stderr
+    (tmp_path / "Makefile").write_text("all:\n\techo hi\n")
+    r = run_cli("test", str(tmp_path))
+    assert r.exit_code == 2 and "the Makefile names no obj-m" in r.stderr and "Fix:" in r.stderr
 
 
 def test_cli_build_reports_compiler_errors_with_exit_3(tmp_path):

@@ -1,4 +1,4 @@
-"""vm.report: JUnit XML and JSON from judged runs (pure, no VM)."""
+"""runner.report: JUnit XML and JSON from judged runs (pure, no VM)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import io
 import json
 import xml.etree.ElementTree as ET
 
-from test_vm_runner import NAMES, PASS, rr
+from test_runner_judge import NAMES, PASS, rr
 
-from dbgscaffold.vm import report
-from dbgscaffold.vm.runner import judge
+from dbgscaffold.runner import report
+from dbgscaffold.runner.judge import judge
 
 CRASH_RESULTS = """
     KTAP version 1

@@ -95,7 +95,7 @@ def test_deep_nesting_is_a_spec_error_not_a_recursion_error():
 )
 def test_unknown_top_level_key(text, line, key, hint):
     p = only_error(text)
-    assert_problem(p, line, "", f"unknown top-level key '{key}'", hint, "Fix: the spec has a [module] table and [[entry]] tables only")
+    assert_problem(p, line, "", f"unknown top-level key '{key}'", hint, "Fix: the spec has a [module] table, [[entry]] tables and a [test] table only")
 
 
 @pytest.mark.parametrize(

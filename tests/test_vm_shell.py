@@ -17,21 +17,26 @@ import pytest
 from conftest import require, require_tools, run_cli
 from dbgscaffold.errors import EnvironmentProblem
 from dbgscaffold.vm import images, initramfs
-from dbgscaffold.vm.shell import ShellGuest, overlay, shell_initrd
+from dbgscaffold.runner.checks import GUEST_LIB, guest_files
+from dbgscaffold.vm.shell import ShellGuest, ShellModule, overlay, shell_initrd
+
+
+def _module(tmp_path: Path, name: str, params: str = "") -> ShellModule:
+    ko = tmp_path / f"{name}.ko"
+    ko.write_bytes(b"\x7fELF " + name.encode())
+    return ShellModule(name, ko, params)
 
 
 def _guest(tmp_path: Path, name: str, **kw) -> ShellGuest:
-    ko = tmp_path / f"{name}.ko"
-    ko.write_bytes(b"\x7fELF " + name.encode())
-    return ShellGuest(name, ko, name, **kw)
+    return ShellGuest((_module(tmp_path, name),), name, library=GUEST_LIB, **kw)
 
 
 def test_two_modules_share_one_cached_initramfs(tmp_path):
     require(initramfs.BUSYBOX.is_file(), "static busybox at /bin/busybox (busybox-static)")
     cache = tmp_path / "cache"
-    one = shell_initrd(_guest(tmp_path, "one"), tmp_path / "one.cpio", cache=cache)
+    one = shell_initrd(_guest(tmp_path, "one"), tmp_path / "one.cpio", guest_files(), cache=cache)
     two = shell_initrd(_guest(tmp_path, "two", files=(initramfs.FileSpec("/root/trace.sh", b"echo hi\n", 0o755),)),
-                       tmp_path / "two.cpio", cache=cache)
+                       tmp_path / "two.cpio", guest_files(), cache=cache)
     cached = list((cache / "initramfs").glob("*.cpio"))
     assert len(cached) == 1, cached
     base = cached[0].read_bytes()
@@ -47,16 +52,24 @@ def test_two_modules_share_one_cached_initramfs(tmp_path):
 
 
 def test_a_module_without_a_debugfs_root_stays_in_home(tmp_path):
-    guest = ShellGuest("plain", _guest(tmp_path, "plain").ko, "", variables=(("PROJECT", "/root"),))
+    guest = ShellGuest((_module(tmp_path, "plain"),), "", variables=(("PROJECT", "/root"),))
     script = {e.path: e for e in initramfs.read_newc(overlay(guest))}["run/payload/run.sh"].data.decode()
     assert "export PROJECT=/root" in script and "export ROOT=''" in script
-    assert "\n    cd " not in script and "it has no debugfs root" in script
+    assert "\n    cd " not in script and "its files are where it makes them" in script
+
+
+def test_several_modules_load_in_order_with_their_parameters(tmp_path):
+    guest = ShellGuest((_module(tmp_path, "provider"), _module(tmp_path, "consumer", "n=3 name=x")))
+    members = {e.path: e for e in initramfs.read_newc(overlay(guest))}
+    script = members["run/payload/run.sh"].data.decode()
+    assert "if insmod /run/payload/provider.ko && insmod /run/payload/consumer.ko n=3 name=x; then" in script
+    assert "export MODULES='provider consumer'" in script and {"run/payload/provider.ko", "run/payload/consumer.ko"} <= set(members)
 
 
 def test_a_wrong_directory_is_a_user_error_before_any_kernel(tmp_path):
     (tmp_path / "empty").mkdir()
     assert run_cli("lab", "start", "systemtap", str(tmp_path / "stap")).exit_code == 0
-    for where, says in (("empty", "neither a generated module (dbgscaffold.toml) nor a lab project (.dbgscaffold-lab)"),
+    for where, says in (("empty", "not a module directory: no Kbuild and no Makefile"),
                         ("missing", "no such directory"),
                         ("stap", "lab 'systemtap' is a systemtap lab; vm shell loads a kernel module you build")):
         r = run_cli("vm", "shell", str(tmp_path / where))

@@ -14,7 +14,9 @@ from conftest import qemu_processes, run_cli
 from dbgscaffold.vm import images
 from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, agent_initramfs, pack_payload
 from dbgscaffold.vm.initramfs import FileSpec
-from dbgscaffold.vm.runner import machine_for, run_batch
+from dbgscaffold.runner.execute import RunOptions, machine_for
+from dbgscaffold.runner.model import Status
+from dbgscaffold.runner.project import test_projects
 from dbgscaffold.vm.session import AgentVM
 from dbgscaffold.vm.snapshot import SnapshotStore
 from test_vm_module import new_module, require_6_1, series  # noqa: F401 - series is a fixture
@@ -44,13 +46,13 @@ def test_snapshot_runs_give_the_verdicts_of_fresh_boots_and_a_crash_costs_only_i
     projects = [broken, good, again]
     store = SnapshotStore(tmp_path / "snapshots")
 
-    fresh = run_batch(projects, pair, timeout=60, jobs=1, snapshot=False)
-    first = run_batch(projects, pair, timeout=60, jobs=1, snapshot=store)  # boots, saves the snapshot
-    warm = run_batch(projects, pair, timeout=60, jobs=1, snapshot=store)  # restores it
+    fresh = test_projects(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=False))
+    first = test_projects(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=store))  # boots, saves the snapshot
+    warm = test_projects(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=store))  # restores it
 
     assert [r.exit_code for r in fresh] == [6, 0, 0], [r.verdict for r in fresh]
     assert verdicts(first) == verdicts(fresh) and verdicts(warm) == verdicts(fresh)
-    crashed = [c for c in warm[0].checks if c.status == "crashed"]
+    crashed = [c for c in warm[0].checks if c.status is Status.CRASHED]
     assert crashed and crashed[0].name == "subdir/c: replace (31 bytes), exact read-back"
     assert "NULL pointer dereference" in crashed[0].crash.title
     assert [r.boot for r in fresh] == ["fresh"] * 3 and "snapshots off" in fresh[0].boot_note

@@ -22,12 +22,6 @@ def _fail(exc) -> None:
     sys.exit(exc.exit_code)
 
 
-def _pairs(kernel: str | None, all_kernels: bool):
-    from ..cli import _resolve_pairs
-
-    return _resolve_pairs(kernel, all_kernels)
-
-
 @click.group()
 def lab() -> None:
     """Teaching labs: skeletons to complete, checks in the VM, grading."""
@@ -64,15 +58,6 @@ def _requirements(the_lab, pairs) -> str:
     return "; ".join(out)
 
 
-def _series_pairs() -> dict:
-    from ..vm import images
-
-    found = {}
-    for pair in images.scan_pairs().pairs:  # oldest first: the newest of a series wins
-        found[".".join(map(str, pair.version[:2]))] = pair
-    return found
-
-
 @lab.command("list")
 def list_labs() -> None:
     """List the labs: id, title, tasks and points, kernels, requirements."""
@@ -81,8 +66,10 @@ def list_labs() -> None:
 
     from .manifest import discover
 
+    from ..runner.kernels import by_series
+
     found = discover()
-    pairs = _series_pairs()
+    pairs = by_series()
     table = Table(show_lines=False)
     for col in ("lab", "title", "tasks (points)", "kernels", "requirements"):
         table.add_column(col)
@@ -177,6 +164,7 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
     from rich.console import Console
 
     from ..errors import UserError
+    from ..runner.kernels import resolve
     from .engine import run_projects
     from .manifest import find_lab
     from .project import lab_of
@@ -185,7 +173,7 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
     codes = []
     try:
         the_lab = find_lab(lab_of(directory))
-        pairs, reason = _pairs(kernel, all_kernels)
+        pairs, reason = resolve(kernel, all_kernels)
         click.echo(reason, err=True)
         for pair in pairs:
             with out.status(f"{the_lab.id}: building and running on {pair.release}..."):
@@ -216,6 +204,7 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
     from rich.table import Table
 
     from ..errors import EXIT_ENVIRONMENT, UserError
+    from ..runner.kernels import by_series, resolve, series
     from .manifest import discover, find_lab
     from .selfcheck import selfcheck_lab
 
@@ -231,12 +220,10 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
         else:
             found = discover()
             labs, broken = list(found.labs), list(found.broken)
-        pairs = _series_pairs()
+        pairs = by_series()
         if kernel:
-            from ..vm import images
-
-            pair = images.pair_for(kernel)
-            pairs = {".".join(map(str, pair.version[:2])): pair}
+            pair = resolve(kernel)[0][0]
+            pairs = {series(pair): pair}
         for name, exc in broken:
             found_defects.append(f"{name}: the lab does not load:\n{exc}")
             table.add_row(name, "-", "-", "-", "does not load", "-")
@@ -261,7 +248,7 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
         out.print(f"selfcheck: {len(found_defects)} defect(s)", markup=False)
         sys.exit(1)
     out.print("selfcheck: no defects" + (" (some lab kernels are not installed)" if missing else ""), markup=False)
-    if missing and not any(s in _series_pairs() for lb in labs for s in lb.kernels):
+    if missing and not any(s in by_series() for lb in labs for s in lb.kernels):
         sys.exit(EXIT_ENVIRONMENT)
 
 

@@ -17,14 +17,15 @@ from .manifest import Lab
 def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout: float, check_timeout: float,
                  shard_spec: str | None = None, progress: Callable[[str], None] | None = None) -> tuple[dict, float, int]:
     """Grade every submission in `folder` (or one shard of them); returns (report, seconds, count)."""
-    from ..vm import images
+    from ..runner.execute import failure_of_error
+    from ..runner.kernels import resolve
+    from ..runner.model import TestRun
     from .engine import Outcome, run_projects
     from .grade import extract, find_submissions, project_root, report_doc, shard, student_doc
     from .run import lab_plan, score
-    from ..vm.runner import _build_failed
 
     subs = shard(find_submissions(folder), shard_spec)
-    pair = images.pair_for(kernel) if kernel else images.default_pair()[0]
+    pair = resolve(kernel)[0][0]
     if progress:
         progress(f"grading {len(subs)} submissions of lab {lab.id} on {pair.release} with {jobs} VMs")
     t0 = time.monotonic()
@@ -38,9 +39,9 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
             try:
                 projects.append((sub.student, extract(sub.path, Path(tmp) / f"{i:04d}")))
             except UserError as exc:
-                refused.append((sub.student, exc))
-        for student, exc in refused:  # an unreadable or unsafe tarball: 0 points, said why
-            run = _build_failed(lab.module, pair.release, exc)
+                refused.append((sub.student, sub.path, exc))
+        for student, path, exc in refused:  # an unreadable or unsafe tarball: 0 points, said why
+            run = TestRun.of_build_failure(lab.module, failure_of_error(pair.release, path, exc))
             o = Outcome(student, pair.release, score(lab, lab_plan(lab, True), run), run, (str(exc),))
             docs.append(student_doc(o))
         if projects:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UserError
-from ..spec import Problem, _syntax_problem
+from ..problems import Problem, syntax_problem
 from .skeleton import SkeletonError, TodoRegion, skeleton_text
 
 MANIFEST = "lab.toml"
@@ -143,7 +143,7 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise LabError([_syntax_problem(source, exc)]) from None
+        raise LabError([syntax_problem(source, exc)]) from None
     where = _lines_of(text)
     problems: list[Problem] = []
 

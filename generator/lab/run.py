@@ -1,7 +1,7 @@
 """A lab run: the payload (task-0 load/unload around the lab's checks), the
 scores of a TestRun per task, and where a crash happened in the student's code.
 
-Pure: plan(), run_script(), score(), crash_offset(). Edges: prepare() (kbuild,
+Pure: plan(), run_script(), score(), crash_offset(). Edges: LabChecks.prepare() (kbuild,
 strip), locate_crash() (objdump, addr2line on the unstripped .ko).
 """
 
@@ -12,12 +12,17 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EXIT_BUILD, EXIT_OK, UserError
-from ..vm import checks as checks_mod
+from ..errors import EXIT_OK, UserError
+from ..kbuild import BuildResult, build_inputs
+from ..runner import checks as checks_mod
+from ..runner.build import BuildFailed, Built, BuiltModule, build_modules
+from ..runner.execute import Prepared
+from ..runner.model import BuildFailure, CheckResult, Status, TestRun
 from ..vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
 from ..vm.initramfs import FileSpec
 from .manifest import CHECK_LIB, Lab
@@ -25,7 +30,6 @@ from .skeleton import TodoRegion, todo_at
 
 DEBUGFS = checks_mod.DEBUGFS
 _BEFORE = "/tmp/.dbgs-debugfs-before"
-PASSED = ("pass", "skip")
 GUEST_CHECKS = f"{PAYLOAD_ROOT}/checks"
 GUEST_CHECK_LIB = f"{GUEST_CHECKS}/{CHECK_LIB}"  # ktap.sh's run_user_check sources $DBGS_CHECK_LIB before each check
 GUEST_PROJECT = f"{PAYLOAD_ROOT}/project"  # $PROJECT: the student's [lab] student_files
@@ -114,72 +118,66 @@ def series_of(version: tuple[int, ...]) -> str:
 # ---------------------------------------------------------------- building (edge)
 
 
-@dataclass(frozen=True)
-class LabBuild:
-    """What a crash report needs after the run: the unstripped .ko and the sources."""
-
-    project: Path
-    ko_debug: Path | None
-
-
 def source_digest(project: Path) -> str:
-    from ..kbuild import build_inputs
-
     h = hashlib.sha256()
     for rel in sorted(build_inputs(project)):
         h.update(str(rel).encode() + b"\0" + (project / rel).read_bytes() + b"\0")
     return h.hexdigest()[:20]
 
 
-def build_lab_module(lab: Lab, project: Path, pair, workdir: Path, cache: Path | None = None):
-    """kbuild the student's project; returns (stripped .ko, unstripped .ko, build seconds).
+def build_lab_module(lab: Lab, project: Path, pair, workdir: Path, cache: Path | None = None) -> Built:
+    """kbuild the student's project: exactly the lab's module (BuildFailed otherwise).
     With `cache` (a directory), identical sources are built once (keyed by their bytes)."""
-    from ..vm.runner import build_module
+    key = cache / f"{source_digest(project)}-{pair.release}" if cache is not None else None
+    if key is not None and (key / "done").is_file():
+        workdir.mkdir(parents=True, exist_ok=True)
+        ko = workdir / f"{lab.module}.ko"
+        shutil.copy2(key / ko.name, ko)
+        return Built((BuiltModule(lab.module, ko, key / "debug" / ko.name, ()),), 0.0, BuildResult(0, "cached", 0.0))
+    built = build_modules(project, pair.build_dir, pair.release, workdir)
+    made = built.module(lab.module)
+    if made is None or len(built.modules) != 1:
+        names = ", ".join(f"{m.name}.ko" for m in built.modules)
+        raise BuildFailed(BuildFailure(pair.release, Path(project), f"the build made {names}; the lab expects {lab.module}.ko",
+                                       lines=(f"{project}: error: the build made {names}; the lab expects {lab.module}.ko only. "
+                                              f"Fix: obj-m := {lab.module}.o in Kbuild.",)))
+    if key is not None:  # atomically: another build thread may be reading it
+        tmp = Path(tempfile.mkdtemp(prefix=".", dir=cache))
+        (tmp / "debug").mkdir()
+        shutil.copy2(made.ko, tmp / made.ko.name)
+        shutil.copy2(made.debug_ko, tmp / "debug" / made.ko.name)
+        (tmp / "done").touch()
+        try:
+            tmp.rename(key)
+        except OSError:  # the same sources built twice at once: keep the first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return built
 
-    t0 = time.monotonic()
-    key = f"{source_digest(project)}-{pair.release}"
-    if cache is not None and (cache / key / f"{lab.module}.ko").is_file():
-        debug = cache / key / f"{lab.module}.ko"
-    else:
-        built = build_module(project, pair.build_dir, pair.release, workdir / "debug", strip=False)
-        if built.name != lab.module:
-            raise UserError(f"{project}: error: the build made {built.name}.ko; the lab expects {lab.module}.ko. Fix: obj-m := {lab.module}.o in Kbuild.")
-        debug = built.ko
-        if cache is not None:  # atomically: another build thread may be reading it
-            (cache / key).mkdir(parents=True, exist_ok=True)
-            tmp = cache / key / f".{built.ko.name}.{id(workdir)}"
-            shutil.copy2(built.ko, tmp)
-            debug = cache / key / built.ko.name
-            tmp.replace(debug)
-    stripped = workdir / f"{lab.module}.ko"
-    workdir.mkdir(parents=True, exist_ok=True)
-    if shutil.which("strip"):
-        subprocess.run(["strip", "--strip-debug", "-o", str(stripped), str(debug)], check=True, capture_output=True, timeout=60)
-    else:
-        shutil.copy2(debug, stripped)
-    return stripped, debug, time.monotonic() - t0
 
+@dataclass(frozen=True)
+class LabChecks:
+    """The runner's Checks for a lab project: the lab's module built, its plan and payload."""
 
-def prepare(lab: Lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout: float | None = None,
-            cache: Path | None = None, builds: dict | None = None, key: object = None):
-    """A runner.Prepared for one project: its .ko, run.sh and the lab's checks.
-    `builds[key]` receives the LabBuild (for locating a crash afterwards)."""
-    from ..vm.runner import Prepared
+    lab: Lab
+    hidden: bool
+    cache: Path | None = None  # identical sources are built once
 
-    if lab.kind != "module":
-        helper = _kind_helper(lab)
-        if not hasattr(helper, "prepare"):
-            raise UserError(f"{lab.root / 'lab.toml'}: error: lab {lab.id!r} is of kind {lab.kind!r}, but dbgscaffold.lab.{lab.kind} "
-                            "has no prepare(lab, project, pair, workdir, hidden, check_timeout) yet. Fix: finish that helper (docs/labs-format.md).")
-        return helper.prepare(lab, project, pair, workdir, hidden, check_timeout)
-    ko, debug, build_seconds = build_lab_module(lab, project, pair, workdir, cache)
-    if builds is not None:
-        builds[key] = LabBuild(Path(project), debug)
-    t0 = time.monotonic()
-    checks = plan(lab, hidden)
-    script = run_script(lab, checks, series_of(pair.version), check_timeout)
-    files = payload_files(lab, ko, script, hidden, Path(project))
-    return Prepared(lab.module, tuple(c.name for c in checks), pack_payload(files), build_seconds, time.monotonic() - t0)
+    def prepare(self, project: Path, pair, workdir: Path, check_timeout: float | None) -> Prepared:
+        lab = self.lab
+        if lab.kind != "module":
+            helper = _kind_helper(lab)
+            if not hasattr(helper, "prepare"):
+                raise UserError(f"{lab.root / 'lab.toml'}: error: lab {lab.id!r} is of kind {lab.kind!r}, but dbgscaffold.lab.{lab.kind} "
+                                "has no prepare(lab, project, pair, workdir, hidden, check_timeout) yet. Fix: finish that helper (docs/labs-format.md).")
+            return helper.prepare(lab, project, pair, workdir, self.hidden, check_timeout)
+        t0 = time.monotonic()
+        built = build_lab_module(lab, Path(project), pair, workdir, self.cache)
+        build_seconds = time.monotonic() - t0
+        t0 = time.monotonic()
+        checks = plan(lab, self.hidden)
+        script = run_script(lab, checks, series_of(pair.version), check_timeout)
+        files = payload_files(lab, built.modules[0].ko, script, self.hidden, Path(project))
+        return Prepared(lab.module, tuple(c.name for c in checks), pack_payload(files), build_seconds, time.monotonic() - t0, built)
 
 
 def payload_files(lab: Lab, ko: Path, script: str, hidden: bool, project: Path) -> list[FileSpec]:
@@ -227,7 +225,7 @@ class CheckOutcome:
     name: str
     task: int
     hidden: bool
-    status: str
+    status: Status
     diagnostics: tuple[str, ...] = ()
     file: str = ""  # the lab's check file ("" for task 0's own checks)
 
@@ -253,18 +251,18 @@ def _task_list(lab: Lab) -> list[tuple[int, str, float]]:
     return [(0, "the module builds, loads and unloads", lab.load_points), *((t.number, t.title, t.points) for t in lab.tasks)]
 
 
-def score(lab: Lab, checks: list[PlannedCheck], run, where: str = "") -> Score:
+def score(lab: Lab, checks: list[PlannedCheck], run: TestRun, where: str = "") -> Score:
     """A TestRun (or a build failure: run.checks empty) -> points per task."""
-    results = {c.number: c for c in run.checks}
+    results: dict[int, CheckResult] = {c.number: c for c in run.checks}
     outcomes = []
     for n, c in enumerate(checks, 1):
         r = results.get(n)
-        status = r.status if r is not None else ("build failed" if run.exit_code == EXIT_BUILD else "not run")
+        status = r.status if r is not None else (Status.BUILD_FAILED if run.build_failure is not None else Status.NOT_RUN)
         outcomes.append(CheckOutcome(n, c.name, c.task, c.hidden, status, tuple(r.diagnostics) if r else (), c.file))
     tasks = []
     for number, title, points in _task_list(lab):
         mine = [o for o in outcomes if o.task == number]
-        passed = sum(o.status in PASSED for o in mine)
+        passed = sum(o.status.ok for o in mine)
         if not mine:  # e.g. task 0 of a kind whose plan has no load/unload checks: nothing to earn
             points = 0.0
         got = round(points * passed / len(mine), 2) if mine else 0.0
@@ -298,21 +296,21 @@ def crash_offset(report) -> tuple[int, bool] | None:
     return (int(m.group(1), 16), False) if m else None
 
 
-def locate_crash(report, build: LabBuild) -> SourceLocation | None:
+def locate_crash(report, project: Path, ko_debug: Path) -> SourceLocation | None:
     """The student's FILE:LINE of a crash in their module, with the TODO it falls in."""
-    if report is None or not report.function or build.ko_debug is None or not build.ko_debug.is_file():
+    if report is None or not report.function or not ko_debug.is_file():
         return None
     found = crash_offset(report)
     if found is None or not shutil.which("objdump") or not shutil.which("addr2line"):
         return None
     offset, exact = found
     try:
-        table = subprocess.run(["objdump", "-t", str(build.ko_debug)], capture_output=True, text=True, timeout=30, check=False).stdout
+        table = subprocess.run(["objdump", "-t", str(ko_debug)], capture_output=True, text=True, timeout=30, check=False).stdout
         sym = re.search(rf"^([0-9a-f]+) .{{6}}F (\S+)\s+[0-9a-f]+ {re.escape(report.function)}$", table, re.M)
         if sym is None:
             return None
         address = int(sym.group(1), 16) + offset - (0 if exact else 1)
-        out = subprocess.run(["addr2line", "-e", str(build.ko_debug), "-j", sym.group(2), hex(address)],
+        out = subprocess.run(["addr2line", "-e", str(ko_debug), "-j", sym.group(2), hex(address)],
                              capture_output=True, text=True, timeout=30, check=False).stdout.strip().splitlines()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -320,8 +318,8 @@ def locate_crash(report, build: LabBuild) -> SourceLocation | None:
     if m is None or m.group(1) == "??":
         return None
     name, line = Path(m.group(1)).name, int(m.group(2))
-    source = next((p for p in sorted(build.project.rglob(name)) if p.is_file()), None)
-    rel = str(source.relative_to(build.project)) if source else name
+    source = next((p for p in sorted(project.rglob(name)) if p.is_file()), None)
+    rel = str(source.relative_to(project)) if source else name
     region = todo_at(source.read_text(errors="replace"), line) if source else None
     return SourceLocation(rel, line, report.function, region)
 
@@ -331,4 +329,4 @@ def first_crash(run):
     return next((r for r in run.crashes if r.function), run.crashes[0] if run.crashes else None)
 
 
-__all__ = ["EXIT_OK", "PlannedCheck", "Score", "TaskScore", "plan", "prepare", "run_script", "score", "locate_crash"]
+__all__ = ["EXIT_OK", "LabChecks", "PlannedCheck", "Score", "TaskScore", "plan", "run_script", "score", "locate_crash"]

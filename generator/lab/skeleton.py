@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..spec import Problem
+from ..problems import Problem
 
 _FUNCTION_END = re.compile(r"^}")
 

@@ -471,7 +471,7 @@ def payload_script(checks: Sequence[tuple[str, str]], series: str, check_timeout
     (name, guest path) as one KTAP result whose own results are a subtest, like
     a user's tests/*.sh under `dbgscaffold test`. Checks see $STAPRUN,
     $STAP_KO_DIR and $SERIES."""
-    from ..vm.checks import render_script
+    from ..runner.checks import render_script
 
     return render_script(
         "the checks of a SystemTap lab on one kernel", {"STAP_KO_DIR": ko_dir, "SERIES": series},
@@ -552,7 +552,7 @@ def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout
     The payload holds the modules, the checks and run.sh (~100-200 KB); staprun
     and its ~3.3 MB of libraries are guest_files(), in the agent's initramfs."""
     from ..vm.agent import pack_payload
-    from ..vm.runner import Prepared
+    from ..runner.execute import Prepared
 
     project = Path(project)
     scripts = [project / name for name in lab_scripts(lab)]

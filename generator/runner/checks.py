@@ -1,4 +1,11 @@
-"""The guest's checks, derived from a spec: a POSIX shell script for busybox ash.
+"""The guest's checks of a project's modules: a POSIX shell script for busybox ash.
+
+Where the checks come from (a RunPlan): the spec of a generated project (its
+entries), discovery (what the modules created in debugfs, /proc and their
+parameters, found in the guest by listing before and after insmod, exercised by
+module_templates/guest/discover/*.sh, one KTAP subtest result per file), and
+the project's own tests/*.sh; around them, load in dependency order, unload in
+reverse, and load/unload cycles.
 
 Every check is one KTAP result on fd 3 (the results port), numbered in plan
 order, run by `run_check` from the guest library (module_templates/guest/ktap.sh),
@@ -16,8 +23,8 @@ code (or surviving SIGKILL) ends the run at once: its kernel stack, `Bail out!`,
 power-off. With stress_seconds, stress_checks() adds random and oversized writes,
 concurrent readers and writers and a read-back while the module is loaded.
 
-Pure: plan(), script(), stress_checks(), printf_format(). The user's tests/*.sh
-are added by user_checks() (reads the project directory).
+Pure: plan(), script(), render_script(), stress_checks(), printf_format(). Edges:
+user_checks() (reads the project's tests/), guest_files() (reads the templates).
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from pathlib import Path
 
 from ..debugfs_types import Kind, Writes
 from ..spec import Entry, Spec
+from ..vm.initramfs import DEBUGFS, FileSpec
 
 GUEST_LIB = "/checks/ktap.sh"
-DEBUGFS = "/sys/kernel/debug"
+GUEST_DISCOVER = "/checks/discover"
 LOAD_CYCLES = 3
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:/=+-")
 
@@ -219,35 +227,93 @@ def stress_checks(spec: Spec, version: tuple[int, ...], seconds: float) -> list[
     return out
 
 
-def plan(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str, ...] = (), stress_seconds: float = 0.0) -> list[Check]:
-    """Every check, in order: load, per entry, stress (if stress_seconds > 0), unload, root
-    gone, load/unload cycles, then the user's scripts (guest paths) with the module loaded again."""
-    root = spec.module.root
-    rootq = _q(f"{DEBUGFS}/{root}")
-    name = spec.module.name
-    checks = [Check(f"insmod {name}", f"insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}; [ -d {rootq} ] || {{ diag 'no {DEBUGFS}/{root} after insmod'; exit 1; }}")]
-    for d in spec.directories:  # explicit and implied, parents first
-        dq = _q(f"{DEBUGFS}/{root}/{d}")
-        checks.append(Check(f"{d}: directory exists", f"[ -d {dq} ] || {{ diag 'no directory {DEBUGFS}/{root}/{d}'; exit 1; }}"))
-    for e in spec.files:
-        checks += _entry_checks(root, e, version)
-    if stress_seconds > 0:
-        checks += stress_checks(spec, version, stress_seconds)
-    checks.append(Check(f"rmmod {name}", f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod: $(cat /tmp/.err)\"; exit 1; }}"))
-    checks.append(Check(f"{DEBUGFS}/{root} is gone after rmmod", f"[ ! -e {rootq} ] || {{ diag '{DEBUGFS}/{root} still exists'; exit 1; }}"))
-    cycle = (
-        f"i=0; while [ $i -lt {LOAD_CYCLES} ]; do i=$((i + 1)); "
-        f"insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod #$i: $(cat /tmp/.err)\"; exit 1; }}; "
-        f"[ -d {rootq} ] || {{ diag \"no root after insmod #$i\"; exit 1; }}; "
-        f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod #$i: $(cat /tmp/.err)\"; exit 1; }}; "
-        f"[ ! -e {rootq} ] || {{ diag \"root left after rmmod #$i\"; exit 1; }}; done"
-    )
-    checks.append(Check(f"load/unload x{LOAD_CYCLES}", cycle))
-    if user_scripts:
-        checks.append(Check(f"insmod {name} for tests/", f"insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}"))
-        for guest_path in user_scripts:
+@dataclass(frozen=True)
+class GuestModule:
+    """A module as the guest loads it."""
+
+    name: str  # as /proc/modules and rmmod know it
+    ko: str  # its path in the guest
+    params: str = ""  # insmod's parameters
+
+    def insmod(self, what: str = "insmod") -> str:
+        """Shell that loads it, or says why not and fails the check."""
+        params = f" {self.params}" if self.params else ""
+        return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
+
+    def rmmod(self, what: str = "rmmod") -> str:
+        return f"rmmod {_q(self.name)} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one payload checks: its modules (in load order) and where the checks come from."""
+
+    modules: tuple[GuestModule, ...]
+    spec: Spec | None = None  # a generated project: checks derived from its entries
+    discover: bool = False  # checks derived from what the modules create (discover/*.sh)
+    user_scripts: tuple[str, ...] = ()  # guest paths of the project's tests/*.sh
+    stress_seconds: float = 0.0  # with a spec: --stress
+
+    @property
+    def root(self) -> str:
+        """The spec's debugfs directory, "" without a spec."""
+        return f"{DEBUGFS}/{self.spec.module.root}" if self.spec is not None else ""
+
+    @property
+    def names(self) -> str:
+        return " ".join(m.name for m in self.modules)
+
+
+# The discovered checks: guest scripts run as KTAP subtests, one result per file.
+DISCOVER_SCRIPTS = (
+    ("files.sh", "discovered: what {names} created, with its mode"),
+    ("reads.sh", "discovered: every readable file reads"),
+    ("writes.sh", "discovered: writable numbers and Y/N take their value back"),
+)
+DISCOVER_MAX = 200  # files listed and exercised at most
+
+
+def plan(run: RunPlan, version: tuple[int, ...]) -> list[Check]:
+    """Every check, in order: load each module; the spec's entries, the discovered
+    files, stress; unload in reverse order, root gone, nothing left; load/unload
+    cycles; then the user's scripts (guest paths) with the modules loaded again."""
+    mods, root = run.modules, run.root
+    rootq = _q(root)
+    has_root = f"[ -d {rootq} ] || {{ diag 'no {root} after insmod'; exit 1; }}" if root else ""
+    checks = []
+    for i, m in enumerate(mods):
+        body = m.insmod()
+        if i == 0 and run.discover:
+            body = "discover_before; " + body
+        if i == len(mods) - 1 and has_root:
+            body += "; " + has_root
+        checks.append(Check(f"insmod {m.name}" + (f" {m.params}" if m.params else ""), body))
+    if run.spec is not None:
+        for d in run.spec.directories:  # explicit and implied, parents first
+            dq = _q(f"{root}/{d}")
+            checks.append(Check(f"{d}: directory exists", f"[ -d {dq} ] || {{ diag 'no directory {root}/{d}'; exit 1; }}"))
+        for e in run.spec.files:
+            checks += _entry_checks(run.spec.module.root, e, version)
+    if run.discover:
+        checks += [Check(title.format(names=run.names), "", user_script=f"{GUEST_DISCOVER}/{name}") for name, title in DISCOVER_SCRIPTS]
+    if run.spec is not None and run.stress_seconds > 0:
+        checks += stress_checks(run.spec, version, run.stress_seconds)
+    checks += [Check(f"rmmod {m.name}", m.rmmod()) for m in reversed(mods)]
+    if root:
+        checks.append(Check(f"{root} is gone after rmmod", f"[ ! -e {rootq} ] || {{ diag '{root} still exists'; exit 1; }}"))
+    if run.discover:
+        checks.append(Check(f"everything {run.names} created is gone after rmmod", (
+            "_left=; while read -r _p; do [ -e \"$_p\" ] && _left=\"$_left $_p\"; done < \"$DBGS_TMP/.dbgs-created\"; "
+            "[ -z \"$_left\" ] || { diag \"still there:$_left\"; exit 1; }")))
+    load = "; ".join(
+        [*(m.insmod("insmod #$i") for m in mods), *([f"[ -d {rootq} ] || {{ diag \"no root after insmod #$i\"; exit 1; }}"] if root else []),
+         *(m.rmmod("rmmod #$i") for m in reversed(mods)), *([f"[ ! -e {rootq} ] || {{ diag \"root left after rmmod #$i\"; exit 1; }}"] if root else [])])
+    checks.append(Check(f"load/unload x{LOAD_CYCLES}", f"i=0; while [ $i -lt {LOAD_CYCLES} ]; do i=$((i + 1)); {load}; done"))
+    if run.user_scripts:
+        checks += [Check(f"insmod {m.name} for tests/", m.insmod()) for m in mods]
+        for guest_path in run.user_scripts:
             checks.append(Check(f"tests/{Path(guest_path).name}", "", user_script=guest_path))
-        checks.append(Check(f"rmmod {name} after tests/", f"rmmod {_q(name)} 2>/tmp/.err || {{ diag \"rmmod: $(cat /tmp/.err)\"; exit 1; }}"))
+        checks += [Check(f"rmmod {m.name} after tests/", m.rmmod()) for m in reversed(mods)]
     return checks
 
 
@@ -258,15 +324,15 @@ def guest_timeout(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
-def script(spec: Spec, version: tuple[int, ...], ko: str, user_scripts: tuple[str, ...] = (),
-           stress_seconds: float = 0.0, check_timeout: float | None = None) -> str:
-    """/checks/run.sh: the plan as shell functions and the KTAP header; run by /init."""
-    checks = plan(spec, version, ko, user_scripts, stress_seconds)
-    return render_script(
-        "the checks of one module on one kernel",
-        {"MODULE": spec.module.name, "ROOT": f"{DEBUGFS}/{spec.module.root}", "KO": ko},
-        [(c.name, c.body, c.user_script) for c in checks], check_timeout,
-    )
+def script(run: RunPlan, version: tuple[int, ...], check_timeout: float | None = None) -> str:
+    """/run/payload/run.sh: the plan as shell functions and the KTAP header; run by the agent."""
+    checks = plan(run, version)
+    first = run.modules[0]
+    variables = {"MODULE": first.name, "MODULES": run.names, "ROOT": run.root, "KO": first.ko}
+    if run.discover:
+        variables["DBGS_DISCOVER_MAX"] = str(DISCOVER_MAX)
+    return render_script("the checks of one project on one kernel", variables,
+                         [(c.name, c.body, c.user_script) for c in checks], check_timeout)
 
 
 def render_script(what: str, variables: dict[str, str], checks: list[tuple[str, str, str]],
@@ -311,3 +377,12 @@ def guest_library() -> str:
     from ..render import templates_root
 
     return (templates_root() / "guest" / "ktap.sh").read_text(encoding="utf-8")
+
+
+def guest_files() -> list[FileSpec]:
+    """The check library and the discovery scripts, as the agent initramfs holds them."""
+    from ..render import templates_root
+
+    scripts = templates_root() / "guest" / "discover"
+    return [FileSpec(GUEST_LIB, guest_library().encode(), 0o644),
+            *(FileSpec.from_path(f"{GUEST_DISCOVER}/{name}", scripts / name, 0o644) for name, _ in DISCOVER_SCRIPTS)]

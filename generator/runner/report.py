@@ -15,10 +15,12 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Sequence
 
-from .runner import TestRun
+from .model import Status, TestRun
 
 JSON_VERSION = 1
-_STYLE = {"pass": "green", "skip": "yellow", "fail": "red", "crashed": "bold red", "timeout": "bold red", "not run": "dim"}
+_STYLE = {Status.PASS: "green", Status.SKIP: "yellow", Status.FAIL: "red", Status.CRASHED: "bold red", Status.TIMEOUT: "bold red",
+          Status.NOT_RUN: "dim"}
+SUBTESTS_SHOWN = 40  # lines of a check's subtest (e.g. discovered files) in the table
 
 
 def _clean(text: str) -> str:
@@ -29,9 +31,9 @@ def _clean(text: str) -> str:
 def junit_xml(runs: Sequence[TestRun]) -> str:
     suites = ET.Element("testsuites", name="dbgscaffold test")
     for run in runs:
-        failures = sum(c.status == "fail" for c in run.checks)
-        errors = sum(c.status in ("crashed", "timeout", "not run", "error") for c in run.checks)
-        skipped = sum(c.status == "skip" for c in run.checks)
+        failures = sum(c.status is Status.FAIL for c in run.checks)
+        errors = sum(c.status.error for c in run.checks) + (run.build_failure is not None)
+        skipped = sum(c.status is Status.SKIP for c in run.checks)
         suite = ET.SubElement(
             suites, "testsuite", name=f"{run.module} on {run.release}", tests=str(len(run.checks)),
             failures=str(failures), errors=str(errors), skipped=str(skipped), time=f"{run.wall_seconds:.3f}",
@@ -43,14 +45,18 @@ def junit_xml(runs: Sequence[TestRun]) -> str:
             case = ET.SubElement(suite, "testcase", classname=f"{run.module}.{run.release}", name=_clean(f"{c.number} {c.name}"),
                                  time=f"{c.seconds or 0:.3f}")
             detail = _clean("\n".join(c.diagnostics))
-            if c.status == "fail":
+            if c.status is Status.FAIL:
                 ET.SubElement(case, "failure", message=_clean(c.diagnostics[0] if c.diagnostics else "not ok")).text = detail
-            elif c.status in ("crashed", "timeout", "not run", "error"):
+            elif c.status.error:
                 message = c.crash.title if c.crash else (c.diagnostics[0] if c.diagnostics else c.status)
                 el = ET.SubElement(case, "error", message=_clean(message), type=c.status)
                 el.text = _clean(c.crash.excerpt if c.crash else detail)
-            elif c.status == "skip":
+            elif c.status is Status.SKIP:
                 ET.SubElement(case, "skipped", message=_clean(c.diagnostics[0] if c.diagnostics else "skipped"))
+        if run.build_failure is not None:  # nothing ran: the build is the one test case, in error
+            case = ET.SubElement(suite, "testcase", classname=f"{run.module}.{run.release}", name="build", time="0.000")
+            ET.SubElement(case, "error", message=_clean(run.build_failure.message), type=Status.BUILD_FAILED).text = _clean(
+                "\n".join(run.build_failure.lines))
         ET.SubElement(suite, "system-out").text = _clean(run.console)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
@@ -84,11 +90,14 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                         "status": c.status,
                         "seconds": c.seconds,
                         "diagnostics": list(c.diagnostics),
+                        "subtests": [{"status": st, "name": name} for st, name in c.subtests],
                         "crash": None if c.crash is None else {"kind": c.crash.kind, "title": c.crash.title, "excerpt": c.crash.excerpt},
                     }
                     for c in r.checks
                 ],
                 "crashes": [{"kind": x.kind, "title": x.title, "check": x.check, "line": x.line} for x in r.crashes],
+                "build_failure": None if r.build_failure is None else {
+                    "message": r.build_failure.message, "lines": list(r.build_failure.lines), "notes": list(r.build_failure.notes)},
                 "qemu_argv": list(r.argv),
             }
             for r in runs
@@ -145,8 +154,12 @@ def print_run(run: TestRun, console) -> None:
     for c in run.checks:
         style = _STYLE.get(c.status, "red")
         note = ""
-        if (c.failed or c.status == "skip") and c.diagnostics:
+        if (c.failed or c.status is Status.SKIP) and c.diagnostics:
             note = "\n" + "\n".join(escape(d) for d in c.diagnostics[:4])
+        if c.subtests:  # name what a subtest covered: each discovered file, each result of a tests/*.sh
+            shown = [f"  [{_STYLE.get(st, 'red')}]{'ok' if st.ok else st}[/] {escape(name)}" for st, name in c.subtests[:SUBTESTS_SHOWN]]
+            more = len(c.subtests) - SUBTESTS_SHOWN
+            note += "\n" + "\n".join(shown) + (f"\n  ... {more} more" if more > 0 else "")
         if c.crash is not None:
             note += f"\n[red]{escape(c.crash.title)}[/red]"
         table.add_row(str(c.number), escape(c.name) + note, f"[{style}]{c.status}[/{style}]", "" if c.seconds is None else f"{c.seconds:.2f}")

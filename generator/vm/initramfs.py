@@ -32,9 +32,10 @@ APPLETS = (
     "insmod", "rmmod", "lsmod", "modinfo", "poweroff", "reboot", "sleep", "ls", "grep",
     "sed", "head", "tail", "wc", "dmesg", "sync", "stat", "cut", "tr", "timeout", "od",
     "dd", "cmp", "xargs", "stty", "true", "false", "ln", "rm", "cp", "chmod", "seq", "expr",
-    "mkfifo",
+    "mkfifo", "find", "sort", "uniq",
 )
 
+DEBUGFS = "/sys/kernel/debug"  # where /init mounts debugfs
 DIRS = ("bin", "dev", "proc", "sys", "tmp", "run", "lib", "lib/modules", "checks")
 
 # Lines /init prints so the host can tell phases apart; the console reader
@@ -132,7 +133,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t debugfs debugfs /sys/kernel/debug
+mount -t debugfs debugfs {DEBUGFS}
 mount -t tmpfs tmpfs /tmp
 echo 8 > /proc/sys/kernel/printk
 echo '{BOOT_MARKER}'
@@ -205,7 +206,7 @@ def build_initramfs(
         bb = Path(busybox).read_bytes()
     except OSError:
         raise EnvironmentProblem(f"{busybox}: error: no static busybox. Fix: apt-get install busybox-static.") from None
-    if bb[:4] != b"\x7fELF" or _dynamic(bb):
+    if bb[:4] != b"\x7fELF" or is_dynamic(bb):
         raise EnvironmentProblem(f"{busybox}: error: busybox is not statically linked. Fix: apt-get install busybox-static.")
     members = entries(init, bb, files, applets)
     target = (cache or cache_dir()) / "initramfs" / f"{content_key(members)}.cpio"
@@ -223,7 +224,7 @@ def build_initramfs(
     return target
 
 
-def _dynamic(data: bytes) -> bool:
+def is_dynamic(data: bytes) -> bool:
     """True if an ELF has a PT_INTERP segment (needs a dynamic loader the guest lacks)."""
     try:
         return any(ptype == elf.PT_INTERP for ptype, _, _ in elf.segments(elf.of_bytes(data)))

@@ -334,24 +334,24 @@ except (OSError, AttributeError):  # pragma: no cover - not glibc/Linux
     _prctl = None
 
 
-def _child_setup() -> None:
+def child_setup() -> None:
     # In the child before exec: die with the parent, even if it is SIGKILLed.
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def spawn(command: Sequence[str]) -> subprocess.Popen:
-    """QEMU in its own process group, dying with us; stdout/stderr piped for _Reader.
-    Whoever spawns must _kill_group() it on every path out."""
+    """QEMU in its own process group, dying with us; stdout/stderr piped for Reader.
+    Whoever spawns must kill_group() it on every path out."""
     if shutil.which(command[0]) is None:
         raise EnvironmentProblem(f"error: '{command[0]}' is not installed. Fix: apt-get install qemu-system-x86.")
     return subprocess.Popen(
         list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, preexec_fn=_child_setup,
+        start_new_session=True, preexec_fn=child_setup,
     )
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL QEMU's process group and wait for QEMU; idempotent."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -364,7 +364,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 @dataclass
-class _Reader:
+class Reader:
     """Drains one pipe in a thread; notes when `marker` first shows up."""
 
     stream: object
@@ -417,15 +417,15 @@ def run(machine: Machine, timeout: float, workdir: Path | None = None, boot_mark
         timed_out = False
         out = err = None
         try:
-            out = _Reader(proc.stdout, boot_marker.encode() if boot_marker else None, start)
-            err = _Reader(proc.stderr)
+            out = Reader(proc.stdout, boot_marker.encode() if boot_marker else None, start)
+            err = Reader(proc.stderr)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
         finally:
             # Every path out (timeout, exception, ^C) goes through here.
-            _kill_group(proc)
+            kill_group(proc)
             wall = time.monotonic() - start
             # The guest tty turns \n into \r\n (ONLCR); the results port is set raw.
             console = out.text().replace("\r\n", "\n") if out else ""

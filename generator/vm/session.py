@@ -25,7 +25,7 @@ from typing import Callable
 
 from ..errors import EnvironmentProblem
 from .agent import READY, Done, parse_done, payload_message
-from .qemu import AGENT_PORT, CONSOLE, Machine, RunResult, _kill_group, _Reader, argv, spawn
+from .qemu import AGENT_PORT, CONSOLE, Machine, RunResult, kill_group, Reader, argv, spawn
 from .qmp import Qmp, QmpError
 from .snapshot import SnapshotStore, qemu_version, snapshot_key
 
@@ -107,8 +107,8 @@ class AgentVM:
         self.started = time.monotonic()
         self.proc = spawn(self.argv)
         self.dead = False
-        self.console = _Reader(self.proc.stdout, None, self.started)
-        self.stderr = _Reader(self.proc.stderr)
+        self.console = Reader(self.proc.stdout, None, self.started)
+        self.stderr = Reader(self.proc.stderr)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = self.started + 30
         while True:
@@ -204,7 +204,7 @@ class AgentVM:
 
     def close(self) -> None:
         if self.proc is not None:
-            _kill_group(self.proc)
+            kill_group(self.proc)
             for s in (getattr(self, "sock", None),):
                 if s is not None:
                     s.close()

@@ -264,6 +264,46 @@ run_user_check() { # N NAME PATH
     run_check "$1" "$2" _user
 }
 
+# ---------------------------------------------------------------- discovery
+# What the modules created, found by listing before the first insmod and after the
+# last: debugfs (not the tracefs automount under it), /proc outside the processes
+# and sysctls, and each module's /sys/module/NAME/parameters. The lists live in
+# $DBGS_TMP (each check is a subshell; files outlive it).
+
+_dbgs_listing() {
+    find /sys/kernel/debug -path /sys/kernel/debug/tracing -prune -o -print 2>/dev/null
+    find /proc -maxdepth 2 \( -path '/proc/[0-9]*' -o -path /proc/sys -o -path /proc/self \
+        -o -path /proc/thread-self \) -prune -o -print 2>/dev/null
+}
+
+discover_before() { _dbgs_listing | sort > "$DBGS_TMP/.dbgs-before"; }
+
+# discover_created MODULE...: the new paths, sorted, in $DBGS_TMP/.dbgs-created.
+# A line listed twice (before twice, after once) is old: uniq -u keeps the new ones.
+discover_created() {
+    {
+        _dbgs_listing | sort | sort -m - "$DBGS_TMP/.dbgs-before" "$DBGS_TMP/.dbgs-before" | uniq -u
+        for _m in "$@"; do
+            [ -d "/sys/module/$_m/parameters" ] && find "/sys/module/$_m/parameters" -type f | sort
+        done
+    } > "$DBGS_TMP/.dbgs-created"
+}
+
+# _mode PATH: its permission bits in octal (stat's %a), in $_md
+_mode() { _md=$(stat -c %a "$1" 2>/dev/null) || _md=; }
+
+# _value FILE: its content when it is one number or Y/N (what a read-back can
+# compare), else empty; in $_v. At most 64 bytes are read.
+_value() {
+    _v=$(timeout 5 dd if="$1" bs=64 count=1 2>/dev/null)
+    case $_v in
+        Y|N) ;;
+        0x*) case ${_v#0x} in ''|*[!0-9a-fA-F]*) _v= ;; esac ;;
+        -*|+*) case ${_v#?} in ''|*[!0-9]*) _v= ;; esac ;;
+        *) case $_v in ''|*[!0-9]*) _v= ;; esac ;;
+    esac
+}
+
 # ---------------------------------------------------------------- --stress
 # Readers and writers run as background loops until a deadline; a write the
 # kernel rejects is its right, a read that fails is a bug (so is a crash or a

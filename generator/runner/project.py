@@ -1,0 +1,128 @@
+"""A module project as `dbgscaffold test` sees it, and how its payload is made.
+
+Any kbuild directory is a project: a `Kbuild`, or a `Makefile` naming obj-m.
+Its `dbgscaffold.toml` is optional: with [module] and [[entry]] tables (made by
+`dbgscaffold new`) the checks follow the spec; with only a [test] table (or no
+file) the checks are discovered at run time. Either may add the project's
+executable tests/*.sh.
+
+Edges: load_project() (reads the directory), ProjectChecks.prepare() (kbuild, packing).
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import UserError
+from ..kbuild import module_makefile
+from ..problems import Problem, SpecError, syntax_problem
+from ..spec import SPEC_FILE, TOP_KEYS, Spec, parse_spec, read_spec_text
+from ..test_table import TestTable, parse_test_table
+from ..vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
+from ..vm.images import KernelPair
+from ..vm.initramfs import FileSpec
+from . import checks
+from .build import BuildFailed, Built, build_modules, usage_failure
+from .execute import Prepared, RunOptions, RunRequest, run
+from .model import TestRun
+
+
+@dataclass(frozen=True)
+class ModuleProject:
+    path: Path  # resolved
+    spec: Spec | None  # a generated project's spec; None for a hand-written module
+    test: TestTable  # the [test] table (defaults when absent)
+
+    @property
+    def name(self) -> str:
+        return self.spec.module.name if self.spec is not None else self.path.name
+
+    @property
+    def discover(self) -> bool:
+        """Discovered checks: asked for, or by default when no spec declares the files."""
+        return self.test.discover if self.test.discover is not None else self.spec is None
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return self.spec.warnings if self.spec is not None else ()
+
+
+def load_project(directory: Path) -> ModuleProject:
+    """The project in `directory`; a UserError (exit 2) saying what to pass instead
+    when it is none, or every problem of its dbgscaffold.toml."""
+    path = Path(directory).resolve()
+    if not path.is_dir():
+        raise UserError(f"{directory}: error: no such directory. Fix: pass the module's directory.")
+    toml = path / SPEC_FILE
+    if not toml.is_file():
+        module_makefile(path)  # no spec: it must at least be a kbuild directory
+        return ModuleProject(path, None, TestTable())
+    text = read_spec_text(toml)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([syntax_problem(str(toml), exc)]) from None
+    if "module" in data or "entry" in data:
+        spec = parse_spec(text, str(toml))
+        module_makefile(path)
+        return ModuleProject(path, spec, spec.test)
+    problems = [Problem(str(toml), 0, "", f"unknown top-level key '{key}'", f"the file has a [test] table (and, when generated, [module] and [[entry]]): {', '.join(TOP_KEYS)}.")
+                for key in data if key not in TOP_KEYS]
+    test, more = parse_test_table(data.get("test"), text, str(toml))
+    if problems or more:
+        raise SpecError(problems + more)
+    module_makefile(path)
+    return ModuleProject(path, None, test)
+
+
+@dataclass(frozen=True)
+class ProjectChecks:
+    """The checks of `dbgscaffold test`: the spec's, the discovered ones, tests/*.sh."""
+
+    project: ModuleProject
+    stress_seconds: float = 0.0
+
+    def prepare(self, project: Path, pair: KernelPair, workdir: Path, check_timeout: float | None) -> Prepared:
+        t0 = time.monotonic()
+        built = build_modules(project, pair.build_dir, pair.release, workdir, self.project.test.modules)
+        build_seconds = time.monotonic() - t0
+        t0 = time.monotonic()
+        modules = self._guest_modules(built, pair)
+        users = checks.user_checks(project)
+        user_guest = tuple(f"{PAYLOAD_ROOT}/user/{p.name}" for p in users)
+        run = checks.RunPlan(modules, self.project.spec, self.project.discover, user_guest, self.stress_seconds)
+        plan = checks.plan(run, pair.version)
+        payload = pack_payload([
+            *(FileSpec.from_path(g.ko, m.ko, 0o644) for g, m in zip(modules, built.modules)),
+            FileSpec(PAYLOAD_SCRIPT, checks.script(run, pair.version, check_timeout).encode(), 0o755),
+            *(FileSpec.from_path(g, p, 0o755) for g, p in zip(user_guest, users)),
+        ])
+        return Prepared(self.project.name, tuple(c.name for c in plan), payload, build_seconds, time.monotonic() - t0, built)
+
+    def _guest_modules(self, built: Built, pair: KernelPair) -> tuple[checks.GuestModule, ...]:
+        out = []
+        for m in built.modules:
+            params = self.project.test.params_for(m.name, len(built.modules))
+            if params is None:
+                raise BuildFailed(usage_failure(pair.release, self.project.path, (
+                    f"{self.project.path / SPEC_FILE}: error: [test] params is one string, but the build makes "
+                    f"{len(built.modules)} modules ({', '.join(x.name for x in built.modules)}). "
+                    f'Fix: params = {{ {built.modules[0].name} = "..." }}, one entry per module that takes parameters.')))
+            out.append(checks.GuestModule(m.name, f"{PAYLOAD_ROOT}/{m.ko.name}", params))
+        return tuple(out)
+
+
+def request(project: ModuleProject, stress_seconds: float = 0.0) -> RunRequest:
+    """The RunRequest of `dbgscaffold test` for one project."""
+    return RunRequest(project.name, project.path, ProjectChecks(project, stress_seconds), project.test.timeout)
+
+
+def test_projects(projects: Sequence[ModuleProject | Path], pair: KernelPair, options: RunOptions = RunOptions(),
+                  stress_seconds: float = 0.0, on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
+    """`dbgscaffold test` of every project on `pair`: one TestRun each, in order."""
+    loaded = [p if isinstance(p, ModuleProject) else load_project(p) for p in projects]
+    return [r for r, _ in run([request(p, stress_seconds) for p in loaded], pair, options, on_line)]
