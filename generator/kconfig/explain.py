@@ -127,7 +127,7 @@ def normalize_wanted(wanted: str | Iterable[str]) -> frozenset[str]:
 
 def explain(kconf: kconfiglib.Kconfig, symbol: str, wanted: str | Iterable[str]) -> Explanation:
     """Explain `symbol` against `wanted` in the loaded tree `kconf`."""
-    return _Explainer(kconf).explain(symbol, normalize_wanted(wanted))
+    return Explainer(kconf).explain(symbol, normalize_wanted(wanted))
 
 
 # --------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def _cur(sym) -> str:
 # Trials: set user values, look, put everything back
 
 
-class _Trial:
+class Trial:
     def __init__(self, kconf):
         self.kconf = kconf
 
@@ -377,10 +377,10 @@ def _choice_conflict(kconf, fix: tuple[Assignment, ...]) -> bool:
     return False
 
 
-class _Explainer:
+class Explainer:
     def __init__(self, kconf):
         self.kconf = kconf
-        self.trial = _Trial(kconf)
+        self.trial = Trial(kconf)
         self.memo: dict[tuple[str, frozenset], _Result] = {}
         self.stack: list[str] = []
         self.order: dict[str, int] | None = None

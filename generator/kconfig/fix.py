@@ -36,7 +36,7 @@ from typing import Iterable
 import kconfiglib
 
 from ..errors import UserError
-from .explain import TRI, UNDEFINED, Assignment, Explanation, _Explainer, _Trial, apply_assignments, explain, normalize_wanted
+from .explain import TRI, UNDEFINED, Assignment, Explanation, Explainer, Trial, apply_assignments, explain, normalize_wanted
 from .tree import clone, fresh_copy, load_config, menu_order
 
 Wanted = tuple[str, "str | Iterable[str]"]
@@ -156,7 +156,7 @@ def _ordered(values: frozenset[str]) -> tuple[str, ...]:
 def plan_fix(kconf, wanted: Iterable[Wanted]) -> FixPlan:
     """Explain every wanted symbol and merge their fixes into one set of assignments."""
     items = _normalize(wanted)
-    explainer = _Explainer(kconf)
+    explainer = Explainer(kconf)
     explanations = [explainer.explain(name, values) for name, values in items]
     required = dict(items)
     merged: dict[str, str] = {}
@@ -192,7 +192,7 @@ def plan_fix(kconf, wanted: Iterable[Wanted]) -> FixPlan:
             conflicts.append(f"{exp.symbol}: fix left out: {problems[0]}")
     order = menu_order(kconf)
     assignments = tuple(sorted(merged.items(), key=lambda a: order.get(a[0], 1 << 30)))
-    trial = _Trial(kconf)
+    trial = Trial(kconf)
     with trial.applied(assignments):
         failures = tuple(name for name, values in items if (_value(kconf, name) or "n") not in _acceptable(kconf, name, values))
     return FixPlan(tuple((n, _ordered(v)) for n, v in items), tuple(explanations), assignments, tuple(conflicts), failures)
