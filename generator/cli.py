@@ -18,6 +18,8 @@ from .errors import EXIT_USAGE, UserError
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 STRESS_SECONDS = 6.0  # dbgscaffold test --stress: the guest's whole budget for it
+KERNEL_HELP = ("a release or series of an installed kernel (6.1, 6.12), or PATH: a kernel build tree (in-tree or O=), "
+               "or an image file with --headers; see 'dbgscaffold kernels'")
 
 
 def _fail(exc: UserError) -> None:
@@ -259,9 +261,10 @@ def _print_diagnostics(diagnostics, release: str) -> None:
 
 @cli.command()
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--kernel", metavar="RELEASE", help="Build against this kernel's headers (a release or a series like 6.1; default: the default kernel, see 'dbgscaffold kernels').")
+@click.option("--kernel", metavar="RELEASE|PATH", help=f"Build against this kernel's headers: {KERNEL_HELP}.")
+@click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--kdir", type=click.Path(path_type=Path, file_okay=False), help="A kernel build directory to use instead (what make -C wants).")
-def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
+def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path | None) -> None:
     """Build the module in DIRECTORY with kbuild (make -C KDIR M=DIR modules).
 
     Compiler warnings and errors are listed one per line, file:line first.
@@ -281,7 +284,7 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
         if kdir is not None:
             release, build_dir = kdir.resolve().parent.name if kdir.name == "build" else kdir.name, kdir
         else:
-            pairs, reason = resolve(kernel)
+            pairs, reason = resolve(kernel, headers=headers)
             release, build_dir = pairs[0].release, pairs[0].build_dir
             click.echo(reason, err=True)
         result = run_build(directory, build_dir)
@@ -301,7 +304,8 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
 
 @cli.command()
 @click.argument("directories", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
-@click.option("--kernel", metavar="RELEASE", help="Test on this kernel (a release or a series like 6.12).")
+@click.option("--kernel", metavar="RELEASE|PATH", help=f"Test on this kernel: {KERNEL_HELP}.")
+@click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--all-kernels", is_flag=True, help="Test on every kernel image + headers pair found.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Seconds one module's run in the VM may take before it counts as hung.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
@@ -313,7 +317,7 @@ def build(directory: Path, kernel: str | None, kdir: Path | None) -> None:
 @click.option("--check-timeout", type=click.FloatRange(min=1), default=None, help="Seconds one check may take inside the guest (default: a third of --timeout, at most 20).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="VMs side by side when testing several modules.")
 @click.option("--fresh-boot", is_flag=True, help="Boot the kernel every time: neither use nor save the VM snapshot.")
-def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot) -> None:
+def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot) -> None:
     """Build the modules in each of DIRECTORIES (default: .), run them in a QEMU VM
     and check them.
 
@@ -349,7 +353,7 @@ def test(directories, kernel, all_kernels, timeout, junit, json_path, ktap, keep
         projects = [load_project(d) for d in directories]
         for project in projects:
             _print_warnings(project)
-        pairs, reason = resolve(kernel, all_kernels)
+        pairs, reason = resolve(kernel, all_kernels, headers)
         err.print(reason)
         stream = ktap and len(directories) == 1  # several modules' KTAP would interleave
         for pair in pairs:
@@ -405,9 +409,11 @@ def _print_build_failure(failure) -> None:
 
 @cli.command()
 def kernels() -> None:
-    """List the kernel image + headers pairs found, and which one is the default."""
+    """List the kernels tests can use: the installed image + headers pairs (and which
+    one is the default), then the kernel build trees given to --kernel PATH before."""
     import os
 
+    from .runner.kernels import remembered_trees
     from .vm import images
 
     scan = images.scan_pairs()
@@ -417,6 +423,8 @@ def kernels() -> None:
         click.echo(f"{mark} {pair.release:28} {pair.image}  {pair.build_dir}")
     for problem in scan.problems:
         click.echo(f"  incomplete: {problem}")
+    for tree, state in remembered_trees():
+        click.echo(f"  {state:28} {tree}  (--kernel {tree})")
     click.echo(f"default: {reason}" if default else f"no kernel: {reason}. Fix: apt-get install linux-image-amd64 linux-headers-amd64.")
     if default is None:
         sys.exit(4)
@@ -447,10 +455,11 @@ def vm() -> None:
 
 @vm.command("shell")
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--kernel", metavar="RELEASE", help="Boot this kernel (a release or a series like 6.1).")
+@click.option("--kernel", metavar="RELEASE|PATH", help=f"Boot this kernel: {KERNEL_HELP}.")
+@click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Power off after this many seconds (default: never).")
-def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | None) -> None:
+def vm_shell(directory: Path, kernel: str | None, headers: Path | None, accel: str, timeout: float | None) -> None:
     """Build the modules in DIRECTORY (any kbuild module directory, a project made
     by 'dbgscaffold new' or 'dbgscaffold lab start'), boot the test VM with them
     loaded (in dependency order, with [test] params), debugfs and tracefs
@@ -472,7 +481,7 @@ def vm_shell(directory: Path, kernel: str | None, accel: str, timeout: float | N
             from .runner.project import load_project
 
             project = load_project(directory)
-        pairs, reason = resolve(kernel)
+        pairs, reason = resolve(kernel, headers=headers)
         click.echo(reason, err=True)
         with tempfile.TemporaryDirectory(prefix="dbgscaffold-shell-") as tmp:
             if lab is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-_KERNEL = click.option("--kernel", metavar="RELEASE", help="Run on this kernel (a release or a series like 6.12; default: the default kernel).")
+_KERNEL = click.option("--kernel", metavar="RELEASE|PATH", help="Run on this kernel: a release or series of an installed kernel (6.1, 6.12), or PATH, a kernel build tree (default: the default kernel).")
 _TIMEOUT = click.option("--timeout", type=click.FloatRange(min=5), default=60.0, show_default=True, help="Seconds one project's run in the VM may take.")
 _CHECK_TIMEOUT = click.option("--check-timeout", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Seconds one check may take inside the guest.")
 
@@ -204,7 +204,8 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
     from rich.table import Table
 
     from ..errors import EXIT_ENVIRONMENT, UserError
-    from ..runner.kernels import by_series, resolve, series
+    from ..runner.kernels import by_series, resolve
+    from ..runner.kernels import series as series_of
     from .manifest import discover, find_lab
     from .selfcheck import selfcheck_lab
 
@@ -223,7 +224,7 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
         pairs = by_series()
         if kernel:
             pair = resolve(kernel)[0][0]
-            pairs = {series(pair): pair}
+            pairs = {series_of(pair): pair}
         for name, exc in broken:
             found_defects.append(f"{name}: the lab does not load:\n{exc}")
             table.add_row(name, "-", "-", "-", "does not load", "-")

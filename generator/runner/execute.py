@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from ..errors import UserError
-from ..vm import crash
+from ..vm import crash, images
 from ..vm.agent import agent_initramfs
 from ..vm.images import KernelPair, boot_image
 from ..vm.initramfs import FileSpec
 from ..vm.qemu import AccelChoice, Machine, fast_machine, probe_accel
-from ..vm.session import AgentVM, PayloadRun
+from ..vm.session import AgentVM, GuestDidNotStart, PayloadRun
 from ..vm.snapshot import SnapshotStore
 from .build import BuildFailed, Built
 from .checks import guest_files as check_files
@@ -84,7 +84,8 @@ class GuestSetup:
 
     machine: Machine
     accel: AccelChoice
-    image_kind: str
+    image_kind: str  # "pvh-elf" or "bzimage"
+    image_note: str = ""  # why the bzImage (a fallback), for the report
 
 
 def machine_for(pair: KernelPair, accel: str = "auto", guest_files: Sequence[FileSpec] = ()) -> GuestSetup:
@@ -95,7 +96,18 @@ def machine_for(pair: KernelPair, accel: str = "auto", guest_files: Sequence[Fil
     image = boot_image(pair.image, pair.release)
     library, *scripts = check_files()
     initrd = agent_initramfs(library, [*scripts, *guest_files])
-    return GuestSetup(fast_machine(image.path, initrd, accel=choice.accel), choice, image.kind)
+    return GuestSetup(fast_machine(image.path, initrd, accel=choice.accel), choice, image.kind,
+                      image.note if image.kind == "bzimage" else "")
+
+
+def _bzimage_instead(pair: KernelPair, setup: GuestSetup, exc: GuestDidNotStart, guest_files: Sequence[FileSpec]) -> GuestSetup | None:
+    """After a PVH boot that died before /init (measured: a 6.1 KASAN vmlinux triple-faults
+    at its first instruction), the same kernel's bzImage, remembered for next time; None
+    when that does not apply."""
+    if setup.image_kind != "pvh-elf" or exc.reached_init or not exc.exited or images.pvh_entry_of(pair.image):
+        return None  # not a PVH boot of an extracted vmlinux, or the kernel got as far as /init
+    images.mark_pvh_unbootable(pair.image, "the guest ended before /init ran", pair.release)
+    return machine_for(pair, setup.accel.accel, guest_files)
 
 
 def failure_of_error(release: str, project: Path, exc: UserError) -> BuildFailure:
@@ -132,6 +144,27 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
             return None
         return options.keep_logs / f"{i + 1:03d}-{requests[i].name}" if len(requests) > 1 else options.keep_logs
 
+    setup_lock = threading.Lock()
+
+    def start_vm(number: int, timeout: float) -> AgentVM:
+        nonlocal vm_setup
+        setup = vm_setup
+        vm = AgentVM(setup.machine, store, save_snapshot=number == 0)
+        try:
+            vm.start(timeout)
+            return vm
+        except GuestDidNotStart as exc:
+            vm.finish()
+            with setup_lock:
+                if vm_setup is setup:  # the first worker to fail switches every VM of this run
+                    fallback = _bzimage_instead(pair, setup, exc, options.guest_files)
+                    if fallback is None:
+                        raise
+                    vm_setup = fallback
+            if vm_setup.image_kind != "bzimage":
+                raise
+            return start_vm(number, timeout)
+
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp, ThreadPoolExecutor(max_workers=jobs) as builder:
         built = [builder.submit(r.checks.prepare, r.project, pair, Path(tmp) / str(i), options.check_timeout)
                  for i, r in enumerate(requests)]
@@ -146,8 +179,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                         return
                     timeout = requests[i].timeout or options.timeout
                     if vm is None:  # boots while the build of request i is still running
-                        vm = AgentVM(vm_setup.machine, store, save_snapshot=number == 0)
-                        vm.start(max(timeout, options.timeout))
+                        vm = start_vm(number, max(timeout, options.timeout))
                     try:
                         prep = built[i].result()
                     except UserError as exc:
@@ -155,9 +187,10 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                         continue
                     vm.workdir = logs(i)
                     pr = vm.run(prep.payload, timeout, (lambda line, i=i: on_line(i, line)) if on_line else None)
+                    boot_note = "; ".join(x for x in (vm_setup.image_note, pr.boot.note) if x)
                     results[i] = (judge(prep.module, list(prep.names), pr.result, pair.release, vm_setup.accel.accel,
                                         vm_setup.accel.reason, vm_setup.image_kind, prep.build_seconds, prep.pack_seconds,
-                                        boot=pr.boot.kind, boot_note=pr.boot.note), prep)
+                                        boot=pr.boot.kind, boot_note=boot_note), prep)
                     if _dirty(pr):
                         vm.finish()
                         vm = None

@@ -172,7 +172,7 @@ def print_run(run: TestRun, console) -> None:
     if run.boot_seconds:
         timing += f", {'restore' if run.boot == 'snapshot' else 'boot'} {run.boot_seconds:.2f} s"
     taint = f", taint {run.taint.value} {run.taint.letters}" if run.taint is not None else ""
-    if run.boot == "fresh":
+    if run.boot == "fresh" or run.image_kind == "bzimage":  # how it started, when that is news
         console.print(f"[dim]{escape(run.boot_note)}[/dim]")
     style = "green" if run.exit_code == 0 else "bold red"
     console.print(f"[{style}]{escape(run.verdict)}[/{style}]  ({timing}{taint}; exit {run.exit_code})", highlight=False)

@@ -268,15 +268,32 @@ def find_payload(data: bytes) -> Payload:
     return Payload(name, pos, len(data) - pos)
 
 
-def pvh_entry(elf: bytes) -> int | None:
-    """The 32-bit physical PVH entry address, or None if this is no ELF with a PVH note."""
+def _pvh_entry(read: elf_format.Reader) -> int | None:
     try:
-        for name, ntype, desc in elf_format.notes(elf_format.of_bytes(elf)):
+        for name, ntype, desc in elf_format.notes(read):
             if name == b"Xen" and ntype == XEN_ELFNOTE_PHYS32_ENTRY and desc:
                 return int.from_bytes(desc[:8], "little")
     except ValueError:
         pass
     return None
+
+
+def pvh_entry(elf: bytes) -> int | None:
+    """The 32-bit physical PVH entry address, or None if this is no ELF with a PVH note."""
+    return _pvh_entry(elf_format.of_bytes(elf))
+
+
+def pvh_entry_of(path: Path) -> int | None:
+    """pvh_entry() of an ELF file, reading only its headers and notes (a vmlinux with
+    debug info is hundreds of MB)."""
+    try:
+        with open(path, "rb") as f:
+            def read(offset: int, size: int) -> bytes:
+                f.seek(offset)
+                return f.read(size)
+            return _pvh_entry(read)
+    except OSError:
+        return None
 
 
 # ---------------------------------------------------------------- extraction (edges)
@@ -323,16 +340,38 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _no_pvh_marker(image: Path, data: bytes, release: str, cache: Path | None) -> Path:
+    return (cache or cache_dir()) / "vmlinux" / f"{release}-{image_digest(data)}.no-pvh"
+
+
+def mark_pvh_unbootable(image: Path, why: str, release: str | None = None, cache: Path | None = None) -> None:
+    """Remember that this image's PVH entry does not boot (e.g. a 6.1 KASAN kernel
+    triple-faults there): boot_image() gives its bzImage from now on. Keyed by the
+    image's bytes, so a rebuilt kernel is tried again."""
+    data = read_image(image)
+    info = _bzimage_info(data)
+    release = release or (info.release if info else "") or Path(image).name.removeprefix(IMAGE_PREFIX)
+    _atomic_write(_no_pvh_marker(image, data, release, cache), why.encode())
+
+
+def _bzimage_info(data: bytes) -> BzImageInfo | None:
+    try:
+        return parse_bzimage(data)
+    except ValueError:
+        return None
+
+
 def boot_image(image: Path, release: str | None = None, cache: Path | None = None) -> BootImage:
     """The vmlinux ELF (cached) if it has a PVH entry, else the bzImage itself."""
     data = read_image(image)
-    try:
-        info = parse_bzimage(data)
-    except ValueError:
-        info = None
+    info = _bzimage_info(data)
     if pvh_entry(data) is not None:  # already an uncompressed vmlinux
         return BootImage(Path(image), "pvh-elf", release or "", "given an ELF with a PVH note")
     release = release or (info.release if info else "") or Path(image).name.removeprefix(IMAGE_PREFIX)
+    marker = _no_pvh_marker(image, data, release, cache)
+    if marker.is_file():
+        why = marker.read_text(errors="replace").strip()
+        return BootImage(Path(image), "bzimage", release, f"its PVH entry does not boot ({why}); booting the bzImage")
     target = (cache or cache_dir()) / "vmlinux" / f"{release}-{image_digest(data)}.elf"
     if target.is_file():
         return BootImage(target, "pvh-elf", release, f"cached vmlinux extracted from {image}")

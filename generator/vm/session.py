@@ -25,6 +25,7 @@ from typing import Callable
 
 from ..errors import EnvironmentProblem
 from .agent import READY, Done, parse_done, payload_message
+from .initramfs import BOOT_MARKER
 from .qemu import AGENT_PORT, CONSOLE, Machine, RunResult, kill_group, Reader, argv, spawn
 from .qmp import Qmp, QmpError
 from .snapshot import SnapshotStore, qemu_version, snapshot_key
@@ -77,6 +78,16 @@ class _Lines:
 
 class _SnapshotFailed(Exception):
     pass
+
+
+class GuestDidNotStart(EnvironmentProblem):
+    """The guest never said it was ready; `reached_init`: its /init ran (the kernel booted),
+    `exited`: QEMU ended by itself (a triple fault ends it at once with -no-reboot)."""
+
+    def __init__(self, message: str, reached_init: bool, exited: bool):
+        super().__init__(message)
+        self.reached_init = reached_init
+        self.exited = exited
 
 
 class AgentVM:
@@ -169,9 +180,13 @@ class AgentVM:
             if line == READY:
                 break
             if line is _EOF:
-                tail = "\n".join(self.console.data().decode(errors="replace").splitlines()[-15:])
+                console = self.console.data().decode(errors="replace")
+                exited = time.monotonic() < deadline  # the port closed early: QEMU ended by itself
+                tail = "\n".join(console.splitlines()[-15:])
                 self.close()
-                raise EnvironmentProblem(f"error: the guest ({Path(self.machine.kernel).name}) did not come up within {timeout:g} s. Console tail:\n{tail}")
+                why = "QEMU exited before it was ready" if exited else f"it was not ready within {timeout:g} s"
+                raise GuestDidNotStart(f"error: the guest ({Path(self.machine.kernel).name}) did not come up: {why}. Console tail:\n{tail}",
+                                       BOOT_MARKER in console, exited)
         seconds = time.monotonic() - self.started
         if key is not None and self.save_snapshot:
             note += self._save(key, version)

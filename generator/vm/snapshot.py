@@ -33,15 +33,33 @@ def _file_identity(path: Path | None) -> str:
     return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def _content_identity(path: Path | None) -> str:
+    """The file's content digest: a kernel rebuilt in place (same path, maybe the same
+    size and mtime after a copy) never matches an older snapshot."""
+    if path is None:
+        return ""
+    st = Path(path).stat()
+    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return f"{size}:{h.hexdigest()}"  # ~20 ms for a 10 MB bzImage, once per process
+
+
 def snapshot_key(machine: Machine, qemu_version: str) -> str:
     """What a saved state depends on: the argv (run-specific socket paths and
-    -incoming left out), the kernel and initrd files, and QEMU's version."""
+    -incoming left out), the kernel's and initrd's bytes, and QEMU's version."""
     stable = replace(
         machine, qmp="", incoming="",
         serial=tuple(replace(p, path="-" if p.backend in ("file", "socket") else p.path) for p in machine.serial),
     )
     h = hashlib.sha256()
-    for part in (*argv(stable), _file_identity(machine.kernel), _file_identity(machine.initrd), qemu_version):
+    for part in (*argv(stable), _content_identity(machine.kernel), _content_identity(machine.initrd), qemu_version):
         h.update(part.encode() + b"\0")
     return h.hexdigest()[:24]
 
