@@ -343,7 +343,7 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
     from .runner import report
     from .runner.execute import RunOptions
     from .runner.kernels import resolve
-    from .runner.project import load_project, test_projects
+    from .runner.project import load_project, run_tests
 
     out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -373,7 +373,7 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
 
                 options = RunOptions(timeout, check_timeout if check_timeout else min(20.0, timeout / 3), accel, jobs,
                                      not fresh_boot, logs)
-                batch = test_projects(projects, pair, options, STRESS_SECONDS if stress else 0.0, on_line)
+                batch = run_tests(projects, pair, options, STRESS_SECONDS if stress else 0.0, on_line)
             for one in batch:
                 if one.build_failure is not None:
                     _print_build_failure(one.build_failure)

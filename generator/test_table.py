@@ -26,6 +26,7 @@ _MODULE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,55}$")
 
 @dataclass(frozen=True)
 class TestTable:
+    __test__ = False  # not a pytest class
     params: tuple[tuple[str, str], ...] = ()  # (module, insmod parameters); module "" = the only module
     modules: tuple[str, ...] = ()  # load order; () = every module the build makes
     timeout: float | None = None

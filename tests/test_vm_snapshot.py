@@ -16,7 +16,7 @@ from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, agent_initramfs, pack_payload
 from dbgscaffold.vm.initramfs import FileSpec
 from dbgscaffold.runner.execute import RunOptions, machine_for
 from dbgscaffold.runner.model import Status
-from dbgscaffold.runner.project import test_projects
+from dbgscaffold.runner.project import run_tests
 from dbgscaffold.vm.session import AgentVM
 from dbgscaffold.vm.snapshot import SnapshotStore
 from test_vm_module import new_module, require_6_1, series  # noqa: F401 - series is a fixture
@@ -46,9 +46,9 @@ def test_snapshot_runs_give_the_verdicts_of_fresh_boots_and_a_crash_costs_only_i
     projects = [broken, good, again]
     store = SnapshotStore(tmp_path / "snapshots")
 
-    fresh = test_projects(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=False))
-    first = test_projects(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=store))  # boots, saves the snapshot
-    warm = test_projects(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=store))  # restores it
+    fresh = run_tests(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=False))
+    first = run_tests(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=store))  # boots, saves the snapshot
+    warm = run_tests(projects, pair, RunOptions(timeout=60, jobs=1, snapshot=store))  # restores it
 
     assert [r.exit_code for r in fresh] == [6, 0, 0], [r.verdict for r in fresh]
     assert verdicts(first) == verdicts(fresh) and verdicts(warm) == verdicts(fresh)

@@ -236,8 +236,10 @@ class GuestModule:
     params: str = ""  # insmod's parameters
 
     def insmod(self, what: str = "insmod") -> str:
-        """Shell that loads it, or says why not and fails the check."""
+        """Shell that loads it, or says why not (with a Fix) and fails the check."""
         params = f" {self.params}" if self.params else ""
+        if what == "insmod":
+            return f"insmod {_q(self.ko)}{params} 2>\"$DBGS_TMP/.err\" || {{ insmod_failed {_q(self.name)}; exit 1; }}"
         return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
 
     def rmmod(self, what: str = "rmmod") -> str:

@@ -121,8 +121,8 @@ def request(project: ModuleProject, stress_seconds: float = 0.0) -> RunRequest:
     return RunRequest(project.name, project.path, ProjectChecks(project, stress_seconds), project.test.timeout)
 
 
-def test_projects(projects: Sequence[ModuleProject | Path], pair: KernelPair, options: RunOptions = RunOptions(),
-                  stress_seconds: float = 0.0, on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
+def run_tests(projects: Sequence[ModuleProject | Path], pair: KernelPair, options: RunOptions = RunOptions(),
+              stress_seconds: float = 0.0, on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
     """`dbgscaffold test` of every project on `pair`: one TestRun each, in order."""
     loaded = [p if isinstance(p, ModuleProject) else load_project(p) for p in projects]
     return [r for r, _ in run([request(p, stress_seconds) for p in loaded], pair, options, on_line)]

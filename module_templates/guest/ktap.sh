@@ -264,16 +264,34 @@ run_user_check() { # N NAME PATH
     run_check "$1" "$2" _user
 }
 
+# insmod_failed NAME: why insmod of module NAME failed (its error in $DBGS_TMP/.err,
+# the kernel's own lines about it) as diagnostics, with a Fix line.
+insmod_failed() {
+    diag "$(cat "$DBGS_TMP/.err")"
+    _kl=$(${DBGS_DMESG:-dmesg} | grep -F "] $1: " | tail -n 5)
+    [ -n "$_kl" ] && printf '%s\n' "$_kl" | while read -r _l; do diag "kernel: $_l"; done
+    case $_kl in
+        *"Unknown symbol"*) diag "Fix: a symbol it uses is exported neither by this kernel nor by a module loaded before it: load that module first ([test] modules = [...] in dbgscaffold.toml), or use a kernel that exports it." ;;
+        *"Unknown parameter"*|*"invalid for parameter"*|*"invalid parameter"*) diag "Fix: the parameters ([test] params) must match its module_param()s (modinfo -p shows them)." ;;
+        *) diag "Fix: its init function failed: see its messages above (an error code from init, e.g. -EINVAL for a parameter it refuses)." ;;
+    esac
+    return 1
+}
+
 # ---------------------------------------------------------------- discovery
 # What the modules created, found by listing before the first insmod and after the
 # last: debugfs (not the tracefs automount under it), /proc outside the processes
 # and sysctls, and each module's /sys/module/NAME/parameters. The lists live in
 # $DBGS_TMP (each check is a subshell; files outlive it).
 
+: "${DBGS_DEBUGFS:=/sys/kernel/debug}"  # overridable, like DBGS_KMSG, to test on a host
+: "${DBGS_PROC:=/proc}"
+: "${DBGS_SYSMODULE:=/sys/module}"
+
 _dbgs_listing() {
-    find /sys/kernel/debug -path /sys/kernel/debug/tracing -prune -o -print 2>/dev/null
-    find /proc -maxdepth 2 \( -path '/proc/[0-9]*' -o -path /proc/sys -o -path /proc/self \
-        -o -path /proc/thread-self \) -prune -o -print 2>/dev/null
+    find "$DBGS_DEBUGFS" -path "$DBGS_DEBUGFS/tracing" -prune -o -print 2>/dev/null
+    find "$DBGS_PROC" -maxdepth 2 \( -path "$DBGS_PROC/[0-9]*" -o -path "$DBGS_PROC/sys" -o -path "$DBGS_PROC/self" \
+        -o -path "$DBGS_PROC/thread-self" \) -prune -o -print 2>/dev/null
 }
 
 discover_before() { _dbgs_listing | sort > "$DBGS_TMP/.dbgs-before"; }
@@ -284,7 +302,7 @@ discover_created() {
     {
         _dbgs_listing | sort | sort -m - "$DBGS_TMP/.dbgs-before" "$DBGS_TMP/.dbgs-before" | uniq -u
         for _m in "$@"; do
-            [ -d "/sys/module/$_m/parameters" ] && find "/sys/module/$_m/parameters" -type f | sort
+            [ -d "$DBGS_SYSMODULE/$_m/parameters" ] && find "$DBGS_SYSMODULE/$_m/parameters" -type f | sort
         done
     } > "$DBGS_TMP/.dbgs-created"
 }
