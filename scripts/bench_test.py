@@ -40,7 +40,7 @@ from dbgscaffold.runner import checks
 from dbgscaffold.runner.build import build_modules
 from dbgscaffold.runner.execute import Prepared, RunOptions, RunRequest, run
 from dbgscaffold.runner.judge import judge
-from dbgscaffold.runner.project import load_project, request, test_projects
+from dbgscaffold.runner.project import load_project, request, run_tests
 from dbgscaffold.vm import images, qemu
 from dbgscaffold.vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
 from dbgscaffold.vm.initramfs import FileSpec, build_initramfs, init_script
@@ -121,7 +121,7 @@ def main() -> int:
         store = SnapshotStore(tmp / "snapshots")
         rows = {p.release: {m: [] for m in modes} | {"build": [], "restore": [], "checks": []} for p in pairs}
         for pair in pairs:  # the snapshot and the build trees exist before the first timed run
-            if test_projects([project], pair, RunOptions(snapshot=store))[0].exit_code != 0:
+            if run_tests([project], pair, RunOptions(snapshot=store))[0].exit_code != 0:
                 raise SystemExit(f"{pair.release}: the classic module does not pass")
         for i in range(args.runs):
             for pair in pairs:
@@ -131,7 +131,7 @@ def main() -> int:
                     if mode == "edited":  # new bytes: touching alone no longer makes kbuild run
                         source.write_text(source.read_text() + f"/* edit {i} */\n")
                     options = RunOptions(snapshot=False if mode == "fresh" else store)
-                    seconds, outcome = timed_run(lambda: test_projects([project], pair, options)[0])
+                    seconds, outcome = timed_run(lambda: run_tests([project], pair, options)[0])
                     if outcome.exit_code != 0 or outcome.boot != ("fresh" if mode == "fresh" else "snapshot"):
                         raise SystemExit(f"{pair.release} {mode}: {outcome.verdict} ({outcome.boot}: {outcome.boot_note})")
                     r[mode].append(seconds)
@@ -163,7 +163,7 @@ def main() -> int:
                 copy = tmp / f"batch{n}" / "mydebug"
                 shutil.copytree(project, copy, ignore=shutil.ignore_patterns("*.o", "*.ko", ".*.cmd"))
                 copies.append(copy)
-            test_projects(copies, pair, RunOptions(jobs=1, snapshot=store))  # warm every copy's build tree
+            run_tests(copies, pair, RunOptions(jobs=1, snapshot=store))  # warm every copy's build tree
             full = [request(load_project(c)) for c in copies]
             light = [RunRequest("mydebug", c, LightChecks()) for c in copies]
             for label, items in (("the 21 checks", full), ("insmod + one read + rmmod", light)):

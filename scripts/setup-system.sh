@@ -27,6 +27,7 @@ apt-get update
 
 packages=(
     build-essential make gcc libc6-dev bc kmod perl xz-utils cpio
+    flex bison libelf-dev libssl-dev dwarves
     python3 python3-venv python3-pip git
     sparse
     linux-image-amd64 linux-headers-amd64 linux-source-6.1 linux-source-6.12

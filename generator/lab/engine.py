@@ -43,7 +43,7 @@ def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool,
         lab_checks = LabChecks(lab, hidden, Path(tmp) / "kos")
         (Path(tmp) / "kos").mkdir()
         requests = [RunRequest(name, Path(p), lab_checks) for name, p in projects]
-        options = RunOptions(timeout, check_timeout, accel, jobs, snapshot, keep_logs, shared)
+        options = RunOptions(timeout, check_timeout, accel, jobs, snapshot, keep_logs, shared, Path(tmp) / "builds")
         out = []
         for (name, project), (outcome, prep) in zip(projects, run(requests, pair, options, on_line)):
             errors: tuple[str, ...] = ()

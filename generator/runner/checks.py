@@ -237,9 +237,9 @@ class GuestModule:
 
     def insmod(self, what: str = "insmod") -> str:
         """Shell that loads it, or says why not (with a Fix) and fails the check."""
-        params = f" {self.params}" if self.params else ""
+        params = f" {self.params}" if self.params else ""  # validated: name=value words, no shell characters
         if what == "insmod":
-            return f"insmod {_q(self.ko)}{params} 2>\"$DBGS_TMP/.err\" || {{ insmod_failed {_q(self.name)}; exit 1; }}"
+            return f"load_module {_q(self.name)} {_q(self.ko)}{params} || exit 1"
         return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
 
     def rmmod(self, what: str = "rmmod") -> str:

@@ -76,6 +76,7 @@ class RunOptions:
     snapshot: bool | SnapshotStore = True  # restore (and save) the booted guest
     keep_logs: Path | None = None
     guest_files: Sequence[FileSpec] = ()  # baked into the agent initramfs (big files every run shares)
+    workdir: Path | None = None  # where builds go (request i in workdir/i); None: a temporary directory gone after run()
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
         on_line: Callable[[int, str], None] | None = None) -> list[tuple[TestRun, Prepared | None]]:
     """Every request on `pair` in as few boots as possible; one (TestRun, Prepared or
     None after a build failure) per request, in order. `on_line(i, line)` sees each
-    KTAP line of request i as it arrives."""
+    KTAP line of request i as it arrives. A Prepared's files (e.g. the unstripped
+    .ko) outlive run() only under options.workdir."""
     vm_setup = machine_for(pair, options.accel, options.guest_files)
     snapshot = options.snapshot
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
@@ -166,7 +168,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
             return start_vm(number, timeout)
 
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp, ThreadPoolExecutor(max_workers=jobs) as builder:
-        built = [builder.submit(r.checks.prepare, r.project, pair, Path(tmp) / str(i), options.check_timeout)
+        where = Path(options.workdir) if options.workdir is not None else Path(tmp)
+        built = [builder.submit(r.checks.prepare, r.project, pair, where / str(i), options.check_timeout)
                  for i, r in enumerate(requests)]
 
         def worker(number: int) -> None:

@@ -157,7 +157,7 @@ def print_run(run: TestRun, console) -> None:
         if (c.failed or c.status is Status.SKIP) and c.diagnostics:
             note = "\n" + "\n".join(escape(d) for d in c.diagnostics[:4])
         if c.subtests:  # name what a subtest covered: each discovered file, each result of a tests/*.sh
-            shown = [f"  [{_STYLE.get(st, 'red')}]{'ok' if st.ok else st}[/] {escape(name)}" for st, name in c.subtests[:SUBTESTS_SHOWN]]
+            shown = [f"  [{_STYLE.get(st, 'red')}]{'ok' if st is Status.PASS else st}[/] {escape(name)}" for st, name in c.subtests[:SUBTESTS_SHOWN]]
             more = len(c.subtests) - SUBTESTS_SHOWN
             note += "\n" + "\n".join(shown) + (f"\n  ... {more} more" if more > 0 else "")
         if c.crash is not None:

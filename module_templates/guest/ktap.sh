@@ -272,9 +272,23 @@ insmod_failed() {
     [ -n "$_kl" ] && printf '%s\n' "$_kl" | while read -r _l; do diag "kernel: $_l"; done
     case $_kl in
         *"Unknown symbol"*) diag "Fix: a symbol it uses is exported neither by this kernel nor by a module loaded before it: load that module first ([test] modules = [...] in dbgscaffold.toml), or use a kernel that exports it." ;;
-        *"Unknown parameter"*|*"invalid for parameter"*|*"invalid parameter"*) diag "Fix: the parameters ([test] params) must match its module_param()s (modinfo -p shows them)." ;;
+        *"invalid for parameter"*|*"Unknown parameter"*) diag "Fix: the parameters ([test] params) must match its module_param()s (modinfo -p shows them)." ;;
         *) diag "Fix: its init function failed: see its messages above (an error code from init, e.g. -EINVAL for a parameter it refuses)." ;;
     esac
+    return 1
+}
+
+# load_module NAME KO [PARAM...]: insmod; fails (saying why, with a Fix) when the module
+# does not load or when the kernel ignored one of its parameters (a typo would go unseen).
+load_module() {
+    _name=$1; _ko=$2; shift 2
+    _seen=$(${DBGS_DMESG:-dmesg} | wc -l)
+    insmod "$_ko" "$@" 2>"$DBGS_TMP/.err" || { insmod_failed "$_name"; return 1; }
+    [ $# -gt 0 ] || return 0
+    _ign=$(${DBGS_DMESG:-dmesg} | tail -n +$((_seen + 1)) | grep -F "] $_name: unknown parameter")
+    [ -n "$_ign" ] || return 0
+    printf '%s\n' "$_ign" | while read -r _l; do diag "kernel: $_l"; done
+    diag "Fix: it has no such parameter: correct [test] params in dbgscaffold.toml (modinfo -p lists its parameters)."
     return 1
 }
 
