@@ -40,7 +40,8 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("--spec", "spec_path", type=click.Path(path_type=Path, dir_okay=True), help="A dbgscaffold.toml describing the debugfs tree (default: the classic example).")
+@click.option("--spec", "spec_path",
+              type=click.Path(path_type=Path, dir_okay=True), help="A dbgscaffold.toml describing the debugfs tree (default: the classic example).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the project (default: ./NAME).")
 @click.option("--force", is_flag=True, help="Replace the contents of a non-empty output directory.")
 def new(name: str | None, spec_path: Path | None, output: Path | None, force: bool) -> None:
@@ -140,7 +141,11 @@ def spec_check(file: Path) -> None:
 
 @cli.command()
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--kdir", "kdirs", multiple=True, type=click.Path(path_type=Path, file_okay=False), help="A kernel build directory to build against (repeatable; default: every /lib/modules/*/build).")
+@click.option("--kdir",
+              "kdirs",
+              multiple=True,
+              type=click.Path(path_type=Path, file_okay=False),
+              help="A kernel build directory to build against (repeatable; default: every /lib/modules/*/build).")
 @click.option("--no-checkpatch", is_flag=True, help="Skip checkpatch.pl.")
 @click.option("--no-build", is_flag=True, help="Skip the W=1 C=2 builds.")
 def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build: bool) -> None:
@@ -183,7 +188,8 @@ def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build
 @cli.command("check-config")
 @click.argument("config", required=False, type=click.Path(path_type=Path))
 @click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME", help="Profile to check (repeatable; default: systemtap). See --list-profiles.")
-@click.option("--srctree", type=click.Path(path_type=Path, file_okay=False), help="A kernel source tree: its Kconfig files (and its .config if no CONFIG is given).")
+@click.option("--srctree", type=click.Path(path_type=Path, file_okay=False),
+              help="A kernel source tree: its Kconfig files (and its .config if no CONFIG is given).")
 @click.option("--build-dir", type=click.Path(path_type=Path, file_okay=False), help="An O= build directory holding the .config.")
 @click.option("--arch", help="SRCARCH of the config (default: from its header, else x86).")
 @click.option("--flat", is_flag=True, help="Values only: do not load a Kconfig tree.")
@@ -196,7 +202,8 @@ def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build
 @click.option("--scripts-config", is_flag=True, help="Print the fix as scripts/config commands.")
 @click.option("--apply", "apply_to", type=click.Path(path_type=Path, dir_okay=False), help="Write the fixed .config to this file, then re-check it.")
 @click.option("--in-place", is_flag=True, help="Fix CONFIG itself (a .bak copy is kept), then re-check it.")
-def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, strict, as_json, explain, list_profiles, fix_fragment, scripts_config, apply_to, in_place) -> None:
+def check_config(config, profiles, srctree, build_dir, arch, flat, runtime, strict, as_json, explain, list_profiles, fix_fragment, scripts_config,
+                 apply_to, in_place) -> None:
     """Check a kernel config for what debugging tools need.
 
     CONFIG is a .config (plain or .gz); without it the running kernel's config
@@ -296,7 +303,8 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
             click.echo(result.output.rstrip(), err=True)
         for note in kernel_name_clashes(result.output, directory):
             click.echo(f"[{release}] note: {note}", err=True)
-        click.echo(click.style(f"build against {release} FAILED", fg="red") + f" ({len(result.errors)} errors, {len(result.warnings)} warnings, {result.seconds:.1f} s)", err=True)
+        counts = f" ({len(result.errors)} errors, {len(result.warnings)} warnings, {result.seconds:.1f} s)"
+        click.echo(click.style(f"build against {release} FAILED", fg="red") + counts, err=True)
         sys.exit(EXIT_BUILD)
     kos = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.ko"))
     click.echo(f"built {', '.join(kos) or 'the module'} against {release} ({len(result.warnings)} warnings, {result.seconds:.1f} s)")
@@ -307,14 +315,18 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
 @click.option("--kernel", metavar="RELEASE|PATH", help=f"Test on this kernel: {KERNEL_HELP}.")
 @click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--all-kernels", is_flag=True, help="Test on every kernel image + headers pair found.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Seconds one module's run in the VM may take before it counts as hung.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0,
+              show_default=True, help="Seconds one module's run in the VM may take before it counts as hung.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
 @click.option("--ktap", is_flag=True, help="Stream the raw KTAP results to stdout as they arrive.")
 @click.option("--keep-logs", type=click.Path(path_type=Path, file_okay=False), help="Keep console.log and results.log of each run here.")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
-@click.option("--stress", "stress", is_flag=True, help=f"Also hammer the files: concurrent readers and writers, random and oversized writes ({STRESS_SECONDS:g} s in all).")
-@click.option("--check-timeout", type=click.FloatRange(min=1), default=None, help="Seconds one check may take inside the guest (default: a third of --timeout, at most 20).")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
+              show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
+@click.option("--stress", "stress",
+              is_flag=True, help=f"Also hammer the files: concurrent readers and writers, random and oversized writes ({STRESS_SECONDS:g} s in all).")
+@click.option("--check-timeout", type=click.FloatRange(min=1),
+              default=None, help="Seconds one check may take inside the guest (default: a third of --timeout, at most 20).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="VMs side by side when testing several modules.")
 @click.option("--fresh-boot", is_flag=True, help="Boot the kernel every time: neither use nor save the VM snapshot.")
 def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot) -> None:
@@ -364,7 +376,7 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
             with err.status(f"{names}: building and starting {pair.release}...") as status:
                 progress = report.Progress([p.name for p in projects], pair.release)
 
-                def on_line(i: int, line: str) -> None:
+                def on_line(i: int, line: str, progress=progress) -> None:
                     if stream:
                         click.echo(line)
                     text = progress.update(i, line)

@@ -58,7 +58,7 @@ U64_MAX = 2**64 - 1
 
 
 def _unsigned(name: str, bits: int, hex_digits: int | None, note: str) -> DebugfsType:
-    fmt = "{:d}\n" if hex_digits is None else "0x{:0%dx}\n" % hex_digits
+    fmt = "{:d}\n" if hex_digits is None else "0x{:0" + str(hex_digits) + "x}\n"
     return DebugfsType(
         name=name,
         kind=Kind.INTEGER,

@@ -9,8 +9,8 @@ already in memory. Malformed input raises ValueError. Pure.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 Reader = Callable[[int, int], bytes]
 

@@ -94,11 +94,11 @@ def kernel_name_clashes(output: str, project: Path) -> list[str]:
     """For each name the project redeclares that a kernel header declared first: a
     note naming the header and the fix (gcc says what, not that the name is the kernel's)."""
     redeclared = {m["a"] or m["b"] or m["c"] for m in _REDECLARED_RE.finditer(output)}
-    project = str(Path(project).resolve()) + "/"
+    prefix = str(Path(project).resolve()) + "/"
     notes = []
     for m in _CLASH_RE.finditer(output):
         name = m["name"]
-        if name in redeclared and not m["file"].startswith(project):
+        if name in redeclared and not m["file"].startswith(prefix):
             redeclared.discard(name)
             notes.append(
                 f"'{name}' is the kernel's own name ({m['file']}:{m['line']}): your module cannot define it. "
@@ -261,7 +261,7 @@ def builds_dir() -> Path:
     return (paths.cache_dir() / "builds").resolve()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_identity(cc: str = "gcc") -> str:
     """First line of `cc --version` (kbuild's CC is plain gcc on Debian's headers), or why not."""
     try:
@@ -390,7 +390,8 @@ _DEP = re.compile(r"^\s+(?:\$\(wildcard (\S+)\)|(\S+?))\s*\\?$")
 def _cmd_inputs(cmd_text: str) -> tuple[set[str], set[str]]:
     """The files a kbuild .cmd file says its target was made from: (source_ and
     deps_ entries, `$(wildcard ...)` entries that need not exist)."""
-    needed, optional = set(), set()
+    needed: set[str] = set()
+    optional: set[str] = set()
     in_deps = False
     for line in cmd_text.splitlines():
         if line.startswith(("source_", "deps_")):

@@ -15,6 +15,7 @@ from .checkpatch import CheckpatchResult, run_checkpatch
 from .kbuild import BuildResult, scratch_build, source_files
 from .kernels import KernelHeaders
 
+
 @dataclass
 class LintReport:
     checkpatch: CheckpatchResult | None = None

@@ -20,6 +20,7 @@ from pathlib import Path
 from .debugfs_types import Kind, Writes
 from .errors import UserError
 from .spec import SPEC_FILE, Entry, Spec, cname_of, load_spec
+
 MANIFEST = ".dbgscaffold-manifest.json"  # what regen owns, with content hashes
 MANIFEST_VERSION = 1
 USER_DIR = "user"

@@ -14,18 +14,18 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .c_literals import c_escaped_length
 from .debugfs_types import (
     COMMON_KEYS,
-    MAX_CUSTOM_VALUE,
     MAX_ARRAY_LENGTH,
     MAX_BLOB_BYTES,
+    MAX_CUSTOM_VALUE,
     MAX_STRING_SIZE,
     TYPES,
     DebugfsType,
     Kind,
     Writes,
 )
-from .c_literals import c_escaped_length
 from .errors import UserError
 from .inputs import read_input
 from .problems import Problem, SpecError, syntax_problem
@@ -167,7 +167,7 @@ class _Locator:
     entries: list[_Table]
 
     @classmethod
-    def scan(cls, text: str) -> "_Locator":
+    def scan(cls, text: str) -> _Locator:
         top = _Table(0)
         module: _Table | None = None
         entries: list[_Table] = []
@@ -294,7 +294,8 @@ def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: 
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([syntax_problem(source_name, exc)]) from None
     except RecursionError:
-        raise SpecError([Problem(source_name, 0, "", "TOML syntax error: arrays or tables nested too deeply", "a spec needs at most one level of nesting.")]) from None
+        raise SpecError([Problem(source_name, 0, "", "TOML syntax error: arrays or tables nested too deeply",
+                                 "a spec needs at most one level of nesting.")]) from None
     where_file = ""
     loc = _Locator.scan(text)
 
@@ -511,7 +512,10 @@ def _parse_mode(item: dict, dtype: DebugfsType, where: str, line, out: _Collecto
     mode = int(raw, 8)
     ln = line("mode")
     if mode & 0o002:
-        out.error(ln, where, f"mode {raw} lets every user write the file; debugfs files must not be world-writable (checkpatch reports it)", f'use "{_suggest_mode(mode, dtype)}" or a stricter mode.')
+        out.error(ln,
+                  where,
+                  f"mode {raw} lets every user write the file; debugfs files must not be world-writable (checkpatch reports it)",
+                  f'use "{_suggest_mode(mode, dtype)}" or a stricter mode.')
     if mode & 0o111:
         out.error(ln, where, f"mode {raw} has execute bits; debugfs files are not executable", f'use "{_suggest_mode(mode, dtype)}".')
     if mode & 0o020 and not mode & 0o002:
@@ -519,7 +523,10 @@ def _parse_mode(item: dict, dtype: DebugfsType, where: str, line, out: _Collecto
     if dtype.writes is Writes.NO and mode & 0o222:
         out.error(ln, where, f"a {dtype.name} entry is read-only, but mode {raw} has write bits", f'use "{_suggest_mode(mode, dtype)}".')
     if dtype.writes is Writes.SINCE_6_8 and mode & 0o222:
-        out.warn(ln, where, f"a blob is writable only on Linux 6.8 and later; older kernels make it read-only whatever mode {raw} says", "use 0444 if the module must behave the same everywhere.")
+        out.warn(ln,
+                 where,
+                 f"a blob is writable only on Linux 6.8 and later; older kernels make it read-only whatever mode {raw} says",
+                 "use 0444 if the module must behave the same everywhere.")
     if not mode & 0o666:
         out.error(ln, where, f"mode {raw} gives nobody read or write access", 'use e.g. "0444" or "0600".')
     return mode
@@ -541,7 +548,10 @@ def _parse_value(item: dict, dtype: DebugfsType, where: str, line, out: _Collect
             out.error(ln, where, f"a {dtype.name} value must be an integer, not {_describe(raw)}", "write value = 5 or value = 0x05 (no quotes).")
             return None, None, None
         if not dtype.minimum <= raw <= dtype.maximum:
-            out.error(ln, where, f"value {raw} is out of range for {dtype.name} ({dtype.minimum}..{dtype.maximum})", f"use a value from {dtype.minimum} to {dtype.maximum}, or a wider type.")
+            out.error(ln,
+                      where,
+                      f"value {raw} is out of range for {dtype.name} ({dtype.minimum}..{dtype.maximum})",
+                      f"use a value from {dtype.minimum} to {dtype.maximum}, or a wider type.")
         return raw, None, None
     if kind in (Kind.BLOB, Kind.STRING, Kind.CUSTOM):
         if raw is None:
@@ -553,7 +563,10 @@ def _parse_value(item: dict, dtype: DebugfsType, where: str, line, out: _Collect
         if kind is Kind.BLOB and len(data) > MAX_BLOB_BYTES:
             out.error(ln, where, f"blob value is {len(data)} bytes; at most {MAX_BLOB_BYTES}", "shorten it.")
         if kind is Kind.CUSTOM and len(data) > MAX_CUSTOM_VALUE:
-            out.error(ln, where, f"a custom entry's starting value is {len(data)} bytes; at most {MAX_CUSTOM_VALUE}", "shorten it; the starter code keeps it in a small buffer.")
+            out.error(ln,
+                      where,
+                      f"a custom entry's starting value is {len(data)} bytes; at most {MAX_CUSTOM_VALUE}",
+                      "shorten it; the starter code keeps it in a small buffer.")
         size = None
         if kind is Kind.STRING:
             size = _parse_size(item, data, where, line, out)
@@ -578,7 +591,8 @@ def _parse_size(item: dict, data: bytes, where: str, line, out: _Collector) -> i
         out.error(ln, where, f"size {raw} is out of range (2..{MAX_STRING_SIZE} bytes, NUL included)", f"use a size from 2 to {MAX_STRING_SIZE}.")
         return None
     if len(data) > raw - 1:
-        out.error(line("value"), where, f"value is {len(data)} bytes but the buffer holds size - 1 = {raw - 1}", f"raise size to at least {len(data) + 1} or shorten the value.")
+        out.error(line("value"), where,
+                  f"value is {len(data)} bytes but the buffer holds size - 1 = {raw - 1}", f"raise size to at least {len(data) + 1} or shorten the value.")
     return raw
 
 
@@ -600,8 +614,10 @@ def _parse_array(item: dict, dtype: DebugfsType, where: str, line, out: _Collect
     elif not _is_int(raw_len):
         out.error(line("length"), where, f"length must be an integer, not {_describe(raw_len)}", "write length = 4.")
         return None, None, None
+    assert length is not None  # parsed above, or returned
     if not 1 <= length <= MAX_ARRAY_LENGTH:
-        out.error(line("length") if raw_len is not None else line(), where, f"array length {length} is out of range (1..{MAX_ARRAY_LENGTH})", "give length = N and up to N values.")
+        out.error(line("length") if raw_len is not None else line(), where,
+                  f"array length {length} is out of range (1..{MAX_ARRAY_LENGTH})", "give length = N and up to N values.")
     elif len(raw) > length:
         out.error(line("value"), where, f"{len(raw)} values do not fit length {length}", f"raise length to {len(raw)} or drop values.")
     return tuple(values), None, length
@@ -614,7 +630,8 @@ def _check_tree(module: ModuleInfo | None, entries: list[Entry], out: _Collector
         where = f"entry #{e.index} '{e.path}'"
         first = by_path.get(e.path)
         if first is not None:
-            out.error(e.line, where, f"duplicate path: entry #{first.index} (line {first.line}) already declares '{e.path}'", "remove one of them or rename it.")
+            out.error(e.line, where,
+                      f"duplicate path: entry #{first.index} (line {first.line}) already declares '{e.path}'", "remove one of them or rename it.")
             continue
         by_path[e.path] = e
     for e in entries:
@@ -630,7 +647,7 @@ def _check_tree(module: ModuleInfo | None, entries: list[Entry], out: _Collector
                     "rename one of them.",
                 )
     for e in entries if module is not None else ():
-        ident = f"{module.name}_{e.cname}"
+        ident = f"{module.name}_{e.cname}"  # type: ignore[union-attr]  # module is not None here
         if len(ident) > C_NAME_MAX:
             out.error(
                 e.line,
@@ -648,7 +665,8 @@ def _check_tree(module: ModuleInfo | None, entries: list[Entry], out: _Collector
         c = cname_of(path)
         other = by_cname.setdefault(c, path)
         if other != path:
-            out.error(e.line, f"entry #{e.index} '{e.path}'", f"'{path}' and '{other}' both become the C name '{c}'", "rename one so they differ in more than '.', '-' and '_'.")
+            out.error(e.line, f"entry #{e.index} '{e.path}'",
+                      f"'{path}' and '{other}' both become the C name '{c}'", "rename one so they differ in more than '.', '-' and '_'.")
     if module is not None:
         _check_generated_names(module.name, introduced, by_path, out)
 
@@ -687,7 +705,8 @@ def _check_generated_names(name: str, introduced: dict[str, Entry], by_path: dic
             owner, owner_what = owners.setdefault(ident, (path, what))
             if owner == path or (owner and cname_of(owner) == cname_of(path)):
                 continue  # the same thing, or a C-name clash reported above
-            out.error(e.line, f"entry #{e.index} '{e.path}'", f"'{path}' needs the C name '{ident}', which is also used by {owner_what}", "rename the entry so that the names differ.")
+            out.error(e.line, f"entry #{e.index} '{e.path}'",
+                      f"'{path}' needs the C name '{ident}', which is also used by {owner_what}", "rename the entry so that the names differ.")
 
 
 def _rewrite_module_name(text: str, loc: _Locator, name: str, data: dict, source_name: str) -> str:

@@ -56,7 +56,8 @@ def main() -> int:
             ratio = f"{median / target:6.2f}" if target else "     -"
             if target:
                 worst = max(worst, median / target)
-            print(f"{series:6} {mode:5} {median:7.2f}s {min(times):6.2f}s {max(times):6.2f}s {f'{target:.1f}s' if target else '-':>7} {ratio}  {runs[0]['symbols']}")
+            wanted = f"{target:.1f}s" if target else "-"
+            print(f"{series:6} {mode:5} {median:7.2f}s {min(times):6.2f}s {max(times):6.2f}s {wanted:>7} {ratio}  {runs[0]['symbols']}")
     print(f"worst ratio to target: {worst:.2f} ({'within' if worst <= 1 else 'OVER'} targets)")
     return 0
 

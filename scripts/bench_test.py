@@ -35,12 +35,12 @@ import time
 from pathlib import Path
 
 from dbgscaffold.render import new_project
-from dbgscaffold.spec import parse_spec
 from dbgscaffold.runner import checks
 from dbgscaffold.runner.build import build_modules
 from dbgscaffold.runner.execute import Prepared, RunOptions, RunRequest, run
 from dbgscaffold.runner.judge import judge
 from dbgscaffold.runner.project import load_project, request, run_tests
+from dbgscaffold.spec import parse_spec
 from dbgscaffold.vm import images, qemu
 from dbgscaffold.vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
 from dbgscaffold.vm.initramfs import FileSpec, build_initramfs, init_script
@@ -93,9 +93,9 @@ class LightChecks:
         return Prepared("mydebug", tuple(n for n, _ in LIGHT_CHECKS), payload, time.perf_counter() - t0, 0.0)
 
 
-def timed_run(fn) -> tuple[float, object]:
+def timed_run(fn, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
-    value = fn()
+    value = fn(*args, **kwargs)
     return time.perf_counter() - start, value
 
 
@@ -131,7 +131,8 @@ def main() -> int:
                     if mode == "edited":  # new bytes: touching alone no longer makes kbuild run
                         source.write_text(source.read_text() + f"/* edit {i} */\n")
                     options = RunOptions(snapshot=False if mode == "fresh" else store)
-                    seconds, outcome = timed_run(lambda: run_tests([project], pair, options)[0])
+                    seconds, outcome = timed_run(run_tests, [project], pair, options)
+                    outcome = outcome[0]
                     if outcome.exit_code != 0 or outcome.boot != ("fresh" if mode == "fresh" else "snapshot"):
                         raise SystemExit(f"{pair.release} {mode}: {outcome.verdict} ({outcome.boot}: {outcome.boot_note})")
                     r[mode].append(seconds)
@@ -146,7 +147,8 @@ def main() -> int:
         ok = True
         for release, r in rows.items():
             m = {k: statistics.median(v) for k, v in r.items() if v}
-            print(f"{release:26} {med(r['naive'])} {med(r['fresh'])} {med(r['warm'])} {med(r['edited'])} |       {m['build']:5.2f} {m['restore']:7.2f} {m['checks']:6.2f} | "
+            cycle = f"{med(r['naive'])} {med(r['fresh'])} {med(r['warm'])} {med(r['edited'])}"
+            print(f"{release:26} {cycle} |       {m['build']:5.2f} {m['restore']:7.2f} {m['checks']:6.2f} | "
                   f"{m['naive'] / m['fresh']:10.1f}x {m['naive'] / m['warm']:9.1f}x")
             for mode, target in TARGETS.items():
                 met = m[mode] <= target
@@ -169,14 +171,14 @@ def main() -> int:
             for label, items in (("the 21 checks", full), ("insmod + one read + rmmod", light)):
                 one, many, two_vms, in_guest = [], [], [], []
                 for _ in range(max(1, args.runs // 2)):
-                    one.append(timed_run(lambda: run(items[:1], pair, RunOptions(jobs=1, snapshot=store)))[0])
-                    seconds, pairs_run = timed_run(lambda: run(items, pair, RunOptions(jobs=1, snapshot=store)))
+                    one.append(timed_run(run, items[:1], pair, RunOptions(jobs=1, snapshot=store))[0])
+                    seconds, pairs_run = timed_run(run, items, pair, RunOptions(jobs=1, snapshot=store))
                     runs = [r for r, _ in pairs_run]
                     if any(x.exit_code for x in runs):
                         raise SystemExit(f"batch ({label}): " + "; ".join(x.verdict for x in runs))
                     many.append(seconds)
                     in_guest.append(statistics.median([x.wall_seconds for x in runs]))
-                    two_vms.append(timed_run(lambda: run(items, pair, RunOptions(jobs=2, snapshot=store)))[0])
+                    two_vms.append(timed_run(run, items, pair, RunOptions(jobs=2, snapshot=store))[0])
                 marginal = (statistics.median(many) - statistics.median(one)) / (args.batch - 1)
                 print(f"\nbatch on {pair.release}, {label} per module: 1 module {statistics.median(one):.2f} s, {args.batch} modules "
                       f"in one VM {statistics.median(many):.2f} s, in two VMs {statistics.median(two_vms):.2f} s")

@@ -31,9 +31,9 @@ TARGET_RATIO = 3.0
 BODY = "echo 'KTAP version 1' >&3\necho '1..1' >&3\necho \"ok 1 booted $(uname -r)\" >&3\n"
 
 
-def timed(fn):
+def timed(fn, *args, **kwargs):
     start = time.perf_counter()
-    value = fn()
+    value = fn(*args, **kwargs)
     return time.perf_counter() - start, value
 
 
@@ -86,7 +86,7 @@ def main() -> int:
             # Interleaved, and alternating which goes first.
             order = ("naive", "fast") if i % 2 == 0 else ("fast", "naive")
             for kind in order:
-                seconds, initrd = timed(lambda: pack(tmp / f"{kind}-{i}", compress=kind == "naive"))
+                seconds, initrd = timed(pack, tmp / f"{kind}-{i}", compress=kind == "naive")
                 pack_s[kind].append(seconds)
                 if kind == "naive":
                     machine = qemu.naive_machine(pair.image, initrd, accel=accel.accel)

@@ -163,3 +163,20 @@ def qemu_processes(needle: str) -> list[int]:
         if "qemu-system" in cmdline and needle in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+@pytest.fixture(scope="session")
+def tiny_kernel():
+    """A kernel built once per run (and cached across runs) by dbgscaffold itself from Debian's
+    linux-source-6.1: tinyconfig + kernel_configs/vm.config (about 2.5 minutes on 2 cores)."""
+    from dbgscaffold.errors import UserError
+    from dbgscaffold.kernel_build import HEADERS, TOOLS, build_kernel, source_for
+
+    require(Path("/usr/src/linux-source-6.1.tar.xz").is_file(), "Debian's linux-source-6.1 (/usr/src/linux-source-6.1.tar.xz)")
+    require_tools("qemu-system-x86_64", *(tool for tool, _ in TOOLS))
+    for header, package in HEADERS:
+        require(Path(header).is_file(), f"{header} ({package})")
+    try:
+        return build_kernel(source_for("6.1"))
+    except UserError as exc:
+        pytest.fail(f"the test kernel did not build: {exc}")

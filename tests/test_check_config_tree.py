@@ -69,7 +69,7 @@ def test_fix_fragment_holds_only_lines_that_take_effect(classic_four_off, tmp_pa
     fragment = tmp_path / "fix.config"
     result = run_cli("check-config", str(classic_four_off), "--no-runtime", "--fix-fragment", str(fragment), "--scripts-config")
     assert result.exit_code == 1
-    lines = [l for l in fragment.read_text().splitlines() if not l.startswith("# dbgscaffold") and not l.startswith("# Only")]
+    lines = [ln for ln in fragment.read_text().splitlines() if not ln.startswith("# dbgscaffold") and not ln.startswith("# Only")]
     assert set(lines) == {"CONFIG_KPROBES=y", "# CONFIG_DEBUG_INFO_NONE is not set", "CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y"}
     assert "scripts/config --enable KPROBES" in result.stdout
 

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import tempfile
-import tomllib
 from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, note, settings

@@ -15,13 +15,13 @@ HEADER = "/usr/src/linux-headers-6.1.0-56-common/include/linux/fs.h"
 
 def clash_output(project: str, declared_in: str) -> str:
     return (
-        "  CC [M]  {p}/vfs_debugfs.o\n"
-        "{p}/vfs_debugfs.c:24:11: error: ‘vfs_read’ redeclared as different kind of symbol\n"
+        f"  CC [M]  {project}/vfs_debugfs.o\n"
+        f"{project}/vfs_debugfs.c:24:11: error: ‘vfs_read’ redeclared as different kind of symbol\n"
         "   24 | static u8 vfs_read;\n"
-        "{h}:2279:16: note: previous declaration of ‘vfs_read’ with type ‘ssize_t(struct file *)’\n"
-        "{p}/other.c:3:5: error: conflicting types for ‘helper’\n"
-        "{p}/other.h:1:5: note: previous declaration of ‘helper’ with type ‘int(void)’\n"
-    ).format(p=project, h=declared_in)
+        f"{declared_in}:2279:16: note: previous declaration of ‘vfs_read’ with type ‘ssize_t(struct file *)’\n"
+        f"{project}/other.c:3:5: error: conflicting types for ‘helper’\n"
+        f"{project}/other.h:1:5: note: previous declaration of ‘helper’ with type ‘int(void)’\n"
+    )
 
 
 def test_a_name_declared_by_a_kernel_header_gets_a_note_with_the_fix(tmp_path):

@@ -224,12 +224,12 @@ def test_bad_input_exits_2_without_traceback(args, message):
 def test_explain_prints_the_tracer_map_with_availability():
     result = run_cli("check-config", str(debian_config("6.1")), "-p", "ftrace", "--flat", "--no-runtime", "--explain")
     assert result.exit_code == 0
-    line = next(l for l in result.stdout.splitlines() if l.strip().startswith("irqsoff"))
+    line = next(ln for ln in result.stdout.splitlines() if ln.strip().startswith("irqsoff"))
     assert " no " in line  # Debian 6.1 has no IRQSOFF_TRACER
-    assert any(l.strip().startswith("sysprof") and "removed" in l for l in result.stdout.splitlines())
+    assert any(ln.strip().startswith("sysprof") and "removed" in ln for ln in result.stdout.splitlines())
 
 
 def test_list_profiles():
     result = run_cli("check-config", "--list-profiles")
     assert result.exit_code == 0
-    assert [l.split()[0] for l in result.stdout.splitlines()] == available_profiles()
+    assert [ln.split()[0] for ln in result.stdout.splitlines()] == available_profiles()

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import kconfiglib
 import pytest
-from conftest import debian_config, kbuild_conf, require, require_tools
 
+from conftest import debian_config, kbuild_conf, require, require_tools
 from dbgscaffold.errors import EXIT_ENVIRONMENT, EnvironmentProblem, UserError
 from dbgscaffold.kconfig import tree as T
-from dbgscaffold.kconfig.compat import CompatKconfig, rewrite_kconfig, split_depends_if
+from dbgscaffold.kconfig.compat import rewrite_kconfig, split_depends_if
 from dbgscaffold.kconfig.explain import BLOCKED, FORCED, OK, PROMPTLESS, SETTABLE, UNDEFINED, apply_assignments, explain
 from dbgscaffold.kconfig.fix import apply_fix, plan_fix, write_fixed_config
 

@@ -317,9 +317,9 @@ def test_each_task_alone_is_missed_and_only_it(series, lab_id, tmp_path):
 @pytest.mark.slow
 def test_guest_has_what_the_ftrace_readme_says(series):
     """available_tracers and the event systems the README lists (and the checks use)."""
+    from dbgscaffold.runner.execute import Prepared, RunOptions, RunRequest, run
     from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, pack_payload
     from dbgscaffold.vm.initramfs import FileSpec
-    from dbgscaffold.runner.execute import Prepared, RunOptions, RunRequest, run
 
     script = "\n".join([
         ". /checks/ktap.sh", "echo 'KTAP version 1' >&3", "echo '1..1' >&3",

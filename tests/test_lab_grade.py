@@ -14,12 +14,11 @@ import yaml
 from conftest import run_cli
 from dbgscaffold.errors import UserError
 from dbgscaffold.lab.engine import Outcome
-from dbgscaffold.lab.grade import (csv_text, extract, find_submissions, merge_docs, report_doc, shard, student_doc,
-                                   workflow_yaml)
+from dbgscaffold.lab.grade import csv_text, extract, find_submissions, merge_docs, report_doc, shard, student_doc, workflow_yaml
 from dbgscaffold.lab.manifest import find_lab
 from dbgscaffold.lab.run import crash_offset, plan, run_script, score
-from dbgscaffold.vm.crash import CrashReport
 from dbgscaffold.runner.model import BuildFailure, CheckResult, Status, TestRun
+from dbgscaffold.vm.crash import CrashReport
 
 LAB = find_lab("debugfs-basics")
 

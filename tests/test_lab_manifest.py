@@ -202,7 +202,7 @@ def test_a_systemtap_lab_without_its_helper_is_a_precise_error(tmp_path, monkeyp
 
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(UserError) as info:
-        run.prepare(lab, folder, None, tmp_path, hidden=False)
+        run.LabChecks(lab, hidden=False).prepare(folder, None, tmp_path, None)
     assert "lab 'tiny' is of kind 'systemtap', handled by dbgscaffold.lab.systemtap, which is not installed" in str(info.value)
     shutil.rmtree(folder)
 

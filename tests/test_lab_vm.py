@@ -83,7 +83,8 @@ def test_thorough_selfcheck_finds_a_check_scoring_the_wrong_task(series, tmp_pat
 def _crasher(sol: Path) -> None:
     c = sol / "mydebug.c"
     text = c.read_text()
-    bad = text.replace("\tif (count > C_SIZE - 1)\n\t\treturn -ENOSPC;\n", "\tif (count > C_SIZE - 1)\n\t\treturn -ENOSPC;\n\tkbuf = NULL;\n\tkbuf[count] = 'x';\n", 1)
+    bad = text.replace("\tif (count > C_SIZE - 1)\n\t\treturn -ENOSPC;\n",
+                       "\tif (count > C_SIZE - 1)\n\t\treturn -ENOSPC;\n\tkbuf = NULL;\n\tkbuf[count] = 'x';\n", 1)
     assert bad != text
     c.write_text(bad)
 

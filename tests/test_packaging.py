@@ -95,7 +95,8 @@ def test_installed_wheel_lists_the_labs_outside_the_checkout(built, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True,
+                             text=True, check=True).stdout.strip()
     # Dependencies (click, rich, cookiecutter, kconfiglib) from this interpreter, after the venv's own site-packages.
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     Path(purelib, "_dbgscaffold_test_deps.pth").write_text("".join(p + "\n" for p in sorted(deps)))

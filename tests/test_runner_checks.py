@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from conftest import require
-from dbgscaffold.spec import parse_spec
 from dbgscaffold.runner import checks
+from dbgscaffold.spec import parse_spec
+from dbgscaffold.vm.initramfs import BUSYBOX
 
 
 def rp(spec, ko: str, **kw) -> checks.RunPlan:
     """The RunPlan of a generated project's one module at guest path `ko`."""
     return checks.RunPlan((checks.GuestModule(spec.module.name, ko),), spec, **kw)
-from dbgscaffold.vm.initramfs import BUSYBOX
 
 SPECS = Path(__file__).resolve().parent.parent / "generator" / "specs"
 
@@ -92,7 +92,7 @@ def test_initial_values_in_the_kernels_format():
     bodies = {c.name: c.body for c in checks.plan(rp(spec, "/x.ko"), (6, 12, 0))}
     reads = {name.split(":")[0]: body for name, body in bodies.items() if name.endswith("reads its initial value")}
     by_type = {e.type.name: e for e in spec.entries}
-    for tname, e in by_type.items():
+    for e in by_type.values():
         if e.path in reads:
             want = checks._reads(e, (6, 12))
             assert checks.printf_format(want) in reads[e.path]
@@ -116,7 +116,7 @@ def test_generated_scripts_are_valid_ash(version, tmp_path):
         path.write_text(text)
         proc = subprocess.run([str(BUSYBOX), "sh", "-n", str(path)], capture_output=True, text=True, timeout=10)
         assert proc.returncode == 0, proc.stderr
-        assert "echo '1..%d' >&3" % len(checks.plan(rp(spec, "/lib/modules/m.ko", user_scripts=("/checks/user/mine.sh",)), version)) in text
+        assert "echo '1..{}' >&3".format(len(checks.plan(rp(spec, "/lib/modules/m.ko", user_scripts=("/checks/user/mine.sh",)), version))) in text
         assert "run_user_check" in text
 
 

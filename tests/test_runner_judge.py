@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from dbgscaffold.vm.qemu import RunResult
 from dbgscaffold.runner.judge import judge
+from dbgscaffold.vm.qemu import RunResult
 
 NAMES = ["insmod m", "a: exists", "a: write 0, read it back", "rmmod m"]
 

@@ -6,10 +6,9 @@ import io
 import json
 import xml.etree.ElementTree as ET
 
-from test_runner_judge import NAMES, PASS, rr
-
 from dbgscaffold.runner import report
 from dbgscaffold.runner.judge import judge
+from test_runner_judge import NAMES, PASS, rr
 
 CRASH_RESULTS = """
     KTAP version 1

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from conftest import KERNEL_SERIES, require, require_tools, qemu_processes
+from conftest import KERNEL_SERIES, qemu_processes, require, require_tools
 from dbgscaffold.vm import crash, images, initramfs, ktap, qemu
 
 pytestmark = pytest.mark.slow

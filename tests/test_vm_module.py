@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KERNEL_SERIES, require, require_tools, run_cli, qemu_processes
+from conftest import KERNEL_SERIES, qemu_processes, require, require_tools, run_cli
 from dbgscaffold.vm import images, initramfs
 
 pytestmark = pytest.mark.slow

@@ -167,26 +167,31 @@ def test_timeout_kills_qemu_and_its_group(tmp_path):
     assert not [p for p, (_ppid, pgid) in qemu_pids().items() if pgid == pid]
 
 
+def _interrupting_popen(spawned: list[int], exc: type[BaseException]):
+    """A Popen that records its pid and raises `exc` in run()'s whole-run wait."""
+    real_popen = subprocess.Popen
+
+    class Spy(real_popen):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            spawned.append(self.pid)
+
+        def wait(self, timeout=None):
+            if timeout is not None and timeout > 20:  # run()'s whole-run wait, not the reaper's
+                time.sleep(0.3)
+                raise exc("interrupted")
+            return super().wait(timeout)
+
+    return Spy
+
+
 def test_exception_and_ctrl_c_still_reap(tmp_path, monkeypatch):
     require_tools("qemu-system-x86_64")
     elf = tmp_path / "hang.elf"
     elf.write_bytes(Q.tiny_pvh_elf(hang=True))
     for exc in (KeyboardInterrupt, RuntimeError):
-        spawned = []
-        real_popen = subprocess.Popen
-
-        class Spy(real_popen):
-            def __init__(self, *a, **k):
-                super().__init__(*a, **k)
-                spawned.append(self.pid)
-
-            def wait(self, timeout=None):
-                if timeout is not None and timeout > 20:  # run()'s whole-run wait, not the reaper's
-                    time.sleep(0.3)
-                    raise exc("interrupted")
-                return super().wait(timeout)
-
-        monkeypatch.setattr(Q.subprocess, "Popen", Spy)
+        spawned: list[int] = []
+        monkeypatch.setattr(Q.subprocess, "Popen", _interrupting_popen(spawned, exc))
         with pytest.raises(exc):
             Q.run(Q.tiny_machine(elf), timeout=60)
         monkeypatch.undo()

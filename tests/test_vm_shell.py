@@ -16,8 +16,8 @@ import pytest
 
 from conftest import require, require_tools, run_cli
 from dbgscaffold.errors import EnvironmentProblem
-from dbgscaffold.vm import images, initramfs
 from dbgscaffold.runner.checks import GUEST_LIB, guest_files
+from dbgscaffold.vm import images, initramfs
 from dbgscaffold.vm.shell import ShellGuest, ShellModule, overlay, shell_initrd
 
 

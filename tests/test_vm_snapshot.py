@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from conftest import qemu_processes, run_cli
-from dbgscaffold.vm import images
-from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, agent_initramfs, pack_payload
-from dbgscaffold.vm.initramfs import FileSpec
 from dbgscaffold.runner.execute import RunOptions, machine_for
 from dbgscaffold.runner.model import Status
 from dbgscaffold.runner.project import run_tests
+from dbgscaffold.vm import images
+from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, agent_initramfs, pack_payload
+from dbgscaffold.vm.initramfs import FileSpec
 from dbgscaffold.vm.session import AgentVM
 from dbgscaffold.vm.snapshot import SnapshotStore
 from test_vm_module import new_module, require_6_1, series  # noqa: F401 - series is a fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import test_vm_module
 from conftest import run_cli
 from dbgscaffold.cli import STRESS_SECONDS
-import test_vm_module
 from test_vm_module import new_module, require_6_1, vm_test
 
 series = test_vm_module.series  # its fixture: both kernels, each skipped (or failed in CI) if missing

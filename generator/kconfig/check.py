@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from .dotconfig import DotConfig, find_running_config, makefile_version, read_dotconfig
 from .flat import FAIL, OptionResult, check_flat, run_status
 from .profiles import Profile, load_profile
+
+if TYPE_CHECKING:  # fix.py imports the Kconfig machinery: only its types are needed here
+    from .fix import ApplyResult, WriteResult
 
 JSON_SCHEMA = "dbgscaffold/check-config/v1"
 DEFAULT_PROFILES = ("systemtap",)
@@ -51,8 +55,8 @@ class CheckReport:
     running_kernel: bool = False
     strict: bool = False
     order: dict = field(default_factory=dict)  # symbol -> menuconfig position, with a tree
-    fix: object = None  # fix.ApplyResult when a fix was asked for
-    written: object = None  # fix.WriteResult after --apply / --in-place
+    fix: ApplyResult | None = None  # when a fix was asked for
+    written: WriteResult | None = None  # after --apply / --in-place
 
     @property
     def exit_code(self) -> int:
@@ -233,7 +237,7 @@ def _judge(kconf, result: OptionResult, cfg: DotConfig) -> OptionResult:
 def _fix(kconf, report: CheckReport, request: CheckRequest) -> None:
     from .fix import apply_fix, plan_fix, write_fixed_config
 
-    wanted = {}
+    wanted: dict[str, frozenset[str]] = {}
     for r in report.results:
         if r.status == FAIL and (request.strict or r.option.level == "required"):
             wanted.setdefault(r.symbol, r.option.accepted)
@@ -250,7 +254,7 @@ def _fix(kconf, report: CheckReport, request: CheckRequest) -> None:
         except OSError as exc:
             raise UserError(f"{request.fix_fragment}: error: cannot write: {exc.strerror}.") from None
     if request.apply is not None or request.in_place:
-        target = report.config_path if request.in_place else request.apply
+        target = report.config_path if request.in_place or request.apply is None else request.apply
         if not request.in_place and target.resolve() == report.config_path.resolve():
             raise UserError(f"{target}: error: --apply would overwrite the checked config. Fix: use --in-place (keeps a .bak) or another path.")
         try:

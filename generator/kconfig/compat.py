@@ -33,10 +33,10 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from glob import glob
-from typing import Iterator
 
 import kconfiglib
 
@@ -283,7 +283,7 @@ class CompatKconfig(kconfiglib.Kconfig):
             self._prefetched = {}
         # Parsing is over: drop the closed file handle so the object pickles.
         self._readline = None
-        self._filestack = []
+        self._filestack: list = []
 
     def _open(self, filename, mode):
         if mode == "r" and getattr(self, "_parsing_kconfigs", False):
@@ -364,7 +364,7 @@ class CompatKconfig(kconfiglib.Kconfig):
             return
         # The dry run must leave no trace: expansion counters, env_vars.
         counters = {name: var._n_expansions for name, var in self.variables.items()}
-        env_vars = set(self.env_vars)
+        env_vars = set(self.env_vars)  # type: ignore[has-type]  # kconfiglib's attribute, set in its __init__
         self._dry_run = True
         try:
             for line in lines:

@@ -39,9 +39,9 @@ unchanged when explain() returns.  Not thread-safe on the same `kconf`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Iterator
 
 import kconfiglib
 from kconfiglib import AND, BOOL, EQUAL, NOT, OR, TRISTATE, UNEQUAL, Choice, Symbol, expr_str, expr_value, split_expr
@@ -81,7 +81,7 @@ class Explanation:
     fix: tuple[Assignment, ...] = ()
     fix_works: bool = False  # fix was tried on the tree and gives a wanted value
     alternatives: tuple[tuple[Assignment, ...], ...] = ()
-    causes: tuple["Explanation", ...] = ()
+    causes: tuple[Explanation, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -368,7 +368,7 @@ def _merge_fix(*fixes: tuple[Assignment, ...]) -> tuple[Assignment, ...] | None:
 
 
 def _choice_conflict(kconf, fix: tuple[Assignment, ...]) -> bool:
-    seen = {}
+    seen: dict[object, str] = {}
     for name, value in fix:
         sym = kconf.syms[name]
         if sym.choice and value == "y":
@@ -425,12 +425,14 @@ class Explainer:
         if sym is None or not sym.nodes:
             base = Explanation(name, ordered, "", UNDEFINED, f"{name} is not defined in {where}")
             if "n" in wanted:
-                return _Result(replace(base, kind=OK, current="n", message=f"{name} is not defined in {where}, so it is unset as wanted"), [_Alt((), works=True)])
+                return _Result(replace(base, kind=OK, current="n", message=f"{name} is not defined in {where}, so it is unset as wanted"),
+                               [_Alt((), works=True)])
             return _Result(base)
         if name in getattr(kconf, "transitional", ()):
             heirs = [s.name for s in kconf.unique_defined_syms if any(d is sym for d, _ in s.defaults)]
             note = f"; it only carries old configs over to {', '.join(heirs)}" if heirs else ""
-            return _Result(Explanation(name, ordered, "", UNDEFINED, f"{name} is transitional (renamed) in {where}{note}", notes=tuple(f"use {h}" for h in heirs)))
+            return _Result(Explanation(name, ordered, "", UNDEFINED, f"{name} is transitional (renamed) in {where}{note}",
+                                       notes=tuple(f"use {h}" for h in heirs)))
         if sym.orig_type not in (BOOL, TRISTATE):
             raise ValueError(f"{name} is a {kconfiglib.TYPE_TO_STR[sym.orig_type]} symbol; only bool and tristate symbols take n/m/y")
 
@@ -457,7 +459,7 @@ class Explainer:
             return self._raise(sym, wanted, base)
         return self._lower(sym, wanted, base)
 
-    def _finish(self, sym, wanted, base: Explanation, candidates: list[_Alt], failures: list[Explanation] = ()) -> _Result:
+    def _finish(self, sym, wanted, base: Explanation, candidates: list[_Alt], failures: Sequence[Explanation] = ()) -> _Result:
         """Try candidates in order; keep those that work, shortest first."""
         seen = []
         working: list[_Alt] = []
@@ -562,8 +564,10 @@ class Explainer:
         if choices:
             choice_note = " (choice " + ", ".join(f'"{_prompt(c)}"' for c in choices) + ")"
         selected_by = tuple(sc_str(s) for s in selectors if s is not None)
-        message = f"{name} has no prompt" + (f"; it is selected by {', '.join(s.name for s in selectors if s)}{choice_note}" if selected_by else "; only defaults set it")
-        base = replace(base, kind=PROMPTLESS, selected_by=selected_by, message=message, choice=base.choice or (_prompt(next(iter(choices))) if len(choices) == 1 else None))
+        by = ", ".join(s.name for s in selectors if s)
+        message = f"{name} has no prompt" + (f"; it is selected by {by}{choice_note}" if selected_by else "; only defaults set it")
+        base = replace(base, kind=PROMPTLESS, selected_by=selected_by,
+                       message=message, choice=base.choice or (_prompt(next(iter(choices))) if len(choices) == 1 else None))
         ranked = sorted(zip(terms, selectors), key=lambda ts: self._selector_rank(ts[1]))
         reqsets: list[ReqSet] = []
         for term, _ in ranked[: MAX_COMBOS]:
@@ -608,7 +612,8 @@ class Explainer:
         if active:
             selectors = [self._selector(t) for t in active]
             selected_by = tuple(sc_str(s) for s in selectors if s is not None)
-            base = replace(base, kind=FORCED, selected_by=selected_by, message=f"{name} is {base.current}, forced by select from {', '.join(selected_by) or '?'}")
+            base = replace(base, kind=FORCED,
+                           selected_by=selected_by, message=f"{name} is {base.current}, forced by select from {', '.join(selected_by) or '?'}")
             reqsets: list[ReqSet] = [()]
             for term in active:
                 reqsets = _product(reqsets, requirements(term, 0, hi))

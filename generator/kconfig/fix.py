@@ -29,14 +29,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 import kconfiglib
 
 from ..errors import UserError
-from .explain import TRI, UNDEFINED, Assignment, Explanation, Explainer, Trial, apply_assignments, explain, normalize_wanted
+from .explain import TRI, UNDEFINED, Assignment, Explainer, Explanation, Trial, apply_assignments, explain, normalize_wanted
 from .tree import clone, fresh_copy, load_config, menu_order
 
 Wanted = tuple[str, "str | Iterable[str]"]
@@ -70,7 +71,8 @@ class Outcome:
     reason: str = ""  # why not, when not ok
 
     def to_dict(self) -> dict:
-        return {"symbol": self.symbol, "wanted": list(self.wanted), "before": self.before or None, "after": self.after or None, "ok": self.ok, "reason": self.reason or None}
+        return {"symbol": self.symbol, "wanted": list(self.wanted), "before": self.before or None, "after": self.after or None,
+                "ok": self.ok, "reason": self.reason or None}
 
 
 def config_line(name: str, value: str) -> str:
@@ -88,7 +90,7 @@ class ApplyResult:
     outcomes: tuple[Outcome, ...]
     applied: tuple[Assignment, ...]  # assignments (and choice members switched off) that took effect
     dropped: tuple[tuple[str, str, str], ...]  # (symbol, value, why) for assignments that did not
-    kconf: object = field(default=None, compare=False, repr=False)  # the fixed tree
+    kconf: Any = field(default=None, compare=False, repr=False)  # the fixed tree (a CompatKconfig)
 
     @property
     def ok(self) -> bool:

@@ -35,7 +35,9 @@ class OptionResult:
 
 
 def actual_text(actual: str | None) -> str:
-    return {None: "absent", "n": "not set"}.get(actual, actual)
+    if actual is None:
+        return "absent"
+    return "not set" if actual == "n" else actual
 
 
 def check_option(config: DotConfig, profile: str, option: ProfileOption) -> OptionResult:

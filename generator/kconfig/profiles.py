@@ -94,7 +94,9 @@ def parse_profile(text: str, name: str, path: str = "") -> Profile:
             continue
         if pending is None:
             raise UserError(f"{where}: error: option without a '# @required' or '# @recommended' line above it.")
-        symbol = (assign or unset).group(1)
+        found = assign or unset
+        assert found is not None  # the caller matched one of them
+        symbol = found.group(1)
         value = assign.group(2) if assign else "n"
         _, level, pairs = pending
         pending = None

@@ -110,6 +110,7 @@ def explanation_lines(ex, depth: int = 0) -> list[str]:
 
 def _print_fix(console, report: CheckReport) -> None:
     fix = report.fix
+    assert fix is not None  # the caller prints a fix only when one was asked for
     console.print()
     if not fix.applied and not fix.plan.wanted:
         console.print("Fix: nothing to fix.")

@@ -54,10 +54,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import kconfiglib
 
@@ -76,7 +76,8 @@ _ANYWHERE = ("Kconfig*",)
 _SRCARCH = {"x86_64": "x86", "i386": "x86", "sparc32": "sparc", "sparc64": "sparc", "parisc64": "parisc", "sh64": "sh", "um": "um"}
 # Tools the Kconfig macros run; their binaries are part of the cache key.
 _TOOLS = ("CC", "LD", "AR", "NM", "OBJCOPY", "RUSTC", "BINDGEN", "PAHOLE", "PYTHON3")
-_DEFAULT_TOOLS = {"CC": "gcc", "LD": "ld", "AR": "ar", "NM": "nm", "OBJCOPY": "objcopy", "RUSTC": "rustc", "BINDGEN": "bindgen", "PAHOLE": "pahole", "PYTHON3": "python3"}
+_DEFAULT_TOOLS = {"CC": "gcc", "LD": "ld", "AR": "ar", "NM": "nm", "OBJCOPY": "objcopy", "RUSTC": "rustc", "BINDGEN": "bindgen",
+                  "PAHOLE": "pahole", "PYTHON3": "python3"}
 # Unset would also do, but the kernel's Makefile passes them empty.
 _EMPTY_VARS = ("CLANG_FLAGS", "USERCFLAGS", "USERLDFLAGS", "CROSS_COMPILE_COMPAT")
 # Variables that would change kconfiglib's behaviour if inherited.
@@ -119,7 +120,7 @@ class KernelVersion:
         return f"{self.version}.{self.patchlevel}.{self.sublevel}{self.extraversion}"
 
     @classmethod
-    def parse(cls, value: "str | tuple[int, ...] | KernelVersion") -> "KernelVersion":
+    def parse(cls, value: str | tuple[int, ...] | KernelVersion) -> KernelVersion:
         """From "6.1", "6.1.192", "6.12.117+deb12-amd64" or (6, 1, 192)."""
         if isinstance(value, KernelVersion):
             return value
@@ -303,8 +304,8 @@ def kconfig_environment(tree: SourceTree, arch: str = "x86", overrides: Mapping[
     return env
 
 
-def _tool_fingerprint(env: Mapping[str, str]) -> dict[str, list]:
-    prints = {}
+def _tool_fingerprint(env: Mapping[str, str]) -> dict[str, list | None]:
+    prints: dict[str, list | None] = {}
     for name in _TOOLS:
         words = env.get(name, "").split()
         found = shutil.which(words[0]) if words else None
@@ -556,7 +557,7 @@ def _write_cached(entry: Path, root: Path, kconf: CompatKconfig, blob: bytes) ->
 
 
 def load_tree(
-    srctree: "str | Path | SourceTree",
+    srctree: str | Path | SourceTree,
     arch: str = "x86",
     config: str | Path | None = None,
     *,
@@ -585,7 +586,8 @@ def load_tree(
     kconf._pristine = blob  # lets fresh_copy() skip a re-parse
     kconf.source_tree = tree
     kconf.arch = arch
-    kconf.load_info = LoadInfo(cached, time.perf_counter() - start, str(entry) if use_cache else None, len(kconf.unique_defined_syms), len(kconf.kconfig_filenames))
+    kconf.load_info = LoadInfo(cached, time.perf_counter() - start, str(entry) if use_cache else None,
+                               len(kconf.unique_defined_syms), len(kconf.kconfig_filenames))
     kconf.config_load = load_config(kconf, config) if config is not None else None
     return kconf
 

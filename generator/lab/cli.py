@@ -12,9 +12,11 @@ from pathlib import Path
 
 import click
 
-_KERNEL = click.option("--kernel", metavar="RELEASE|PATH", help="Run on this kernel: a release or series of an installed kernel (6.1, 6.12), or PATH, a kernel build tree (default: the default kernel).")
+_KERNEL = click.option("--kernel", metavar="RELEASE|PATH", help="Run on this kernel: a release or series of an installed kernel "
+                       "(6.1, 6.12), or PATH, a kernel build tree (default: the default kernel).")
 _TIMEOUT = click.option("--timeout", type=click.FloatRange(min=5), default=60.0, show_default=True, help="Seconds one project's run in the VM may take.")
-_CHECK_TIMEOUT = click.option("--check-timeout", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Seconds one check may take inside the guest.")
+_CHECK_TIMEOUT = click.option("--check-timeout", type=click.FloatRange(min=1), default=10.0,
+                              show_default=True, help="Seconds one check may take inside the guest.")
 
 
 def _fail(exc) -> None:
@@ -64,9 +66,8 @@ def list_labs() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .manifest import discover
-
     from ..runner.kernels import by_series
+    from .manifest import discover
 
     found = discover()
     pairs = by_series()
@@ -259,13 +260,15 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
 @lab.command()
 @click.argument("submissions", required=False, type=click.Path(path_type=Path))
 @click.option("--lab", "lab_id", metavar="LAB", help="The lab the submissions are for.")
-@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=Path("grades.csv"), show_default=True, help="The CSV; the JSON goes beside it (.json).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("grades.csv"), show_default=True, help="The CSV; the JSON goes beside it (.json).")
 @_KERNEL
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="VMs side by side.")
 @_TIMEOUT
 @_CHECK_TIMEOUT
 @click.option("--shard", metavar="K/N", help="Grade only the K-th of N shards of the sorted submissions (for CI).")
-@click.option("--workflow", type=click.Path(path_type=Path, dir_okay=False), help="Instead of grading: write a GitHub Actions workflow that shards the grading.")
+@click.option("--workflow", type=click.Path(path_type=Path, dir_okay=False),
+              help="Instead of grading: write a GitHub Actions workflow that shards the grading.")
 @click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True, help="With --workflow: how many runners.")
 @click.option("--install", default="dbgscaffold", show_default=True, help="With --workflow: what the runners pip-install (e.g. git+https://host/you/dbgscaffold).")
 def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, shard, workflow, shards, install) -> None:

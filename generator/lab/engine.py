@@ -8,9 +8,9 @@ visible checks), `lab selfcheck` (solution and skeleton, every check) and
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from ..runner.execute import RunOptions, RunRequest, run
 from ..runner.model import TestRun

@@ -102,6 +102,8 @@ def extract(archive: Path, dest: Path, limit: int = 20 * 1024 * 1024) -> Path:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(m)
+                if src is None:  # not a regular file: _safe_member let only files and directories through
+                    continue
                 with open(target, "wb") as f:
                     shutil.copyfileobj(src, f)
     except (tarfile.TarError, OSError, EOFError) as exc:

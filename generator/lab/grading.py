@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import UserError
 from .manifest import Lab
@@ -40,9 +40,9 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
                 projects.append((sub.student, extract(sub.path, Path(tmp) / f"{i:04d}")))
             except UserError as exc:
                 refused.append((sub.student, sub.path, exc))
-        for student, path, exc in refused:  # an unreadable or unsafe tarball: 0 points, said why
-            run = TestRun.of_build_failure(lab.module, failure_of_error(pair.release, path, exc))
-            o = Outcome(student, pair.release, score(lab, lab_plan(lab, True), run), run, (str(exc),))
+        for student, path, problem in refused:  # an unreadable or unsafe tarball: 0 points, said why
+            run = TestRun.of_build_failure(lab.module, failure_of_error(pair.release, path, problem))
+            o = Outcome(student, pair.release, score(lab, lab_plan(lab, True), run), run, (str(problem),))
             docs.append(student_doc(o))
         if projects:
             done: set[int] = set()

@@ -180,7 +180,8 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
         err(L, "module", "[lab]", f"module must be the .ko's name (a C identifier), not {module!r}", 'module = "mydebug"')
     root = lab.get("debugfs_root", "")
     if not isinstance(root, str) or root.startswith("/") or ".." in root.split("/"):
-        err(L, "debugfs_root", "[lab]", f"debugfs_root must be a relative path under /sys/kernel/debug, not {root!r}", 'debugfs_root = "mydebug" (or "" for none)')
+        err(L, "debugfs_root", "[lab]",
+            f"debugfs_root must be a relative path under /sys/kernel/debug, not {root!r}", 'debugfs_root = "mydebug" (or "" for none)')
     order = lab.get("order", 100)
     if not isinstance(order, int) or isinstance(order, bool):
         err(L, "order", "[lab]", f"order must be an integer, not {order!r}", "order = 1")
@@ -256,6 +257,7 @@ def parse_manifest(text: str, source: str, folder: Path) -> Lab:
     if problems:
         raise LabError(problems)
     extra = {k: v for k, v in data.items() if k not in ("lab", "requires", "task")}
+    assert isinstance(lab_id, str)  # else a problem was raised above
     return Lab(
         id=lab_id, title=lab["title"], order=order, module=module or "", debugfs_root=root, summary=lab.get("summary", ""),
         kind=kind, load_points=float(load_points), profiles=profiles, kernels=kernels,
@@ -339,7 +341,9 @@ def load_lab(folder: Path) -> Lab:
             if task is None:
                 continue
             if task != 0 and lab.task(task) is None:
-                problems.append(Problem(str(p), 1, "", f"task {task} is not declared in {MANIFEST}", f"use one of: {', '.join(str(t.number) for t in lab.tasks)}, or add a [[task]] number = {task}"))
+                declared = ", ".join(str(t.number) for t in lab.tasks)
+                problems.append(Problem(str(p), 1, "", f"task {task} is not declared in {MANIFEST}",
+                                        f"use one of: {declared}, or add a [[task]] number = {task}"))
             checks.append(LabCheck(p, task, title or p.stem, hidden))
     names = [c.name for c in checks]
     for c in checks:
@@ -349,12 +353,15 @@ def load_lab(folder: Path) -> Lab:
         tline = where.get(("task", i), {}).get("", 1)
         mine = [c for c in checks if c.task == t.number]
         if not any(not c.hidden for c in mine):
-            problems.append(Problem(source, tline, f"task {t.number}", "no visible check scores this task", f"add checks/visible/NN-name.sh starting with '# task: {t.number}'"))
+            problems.append(Problem(source, tline, f"task {t.number}", "no visible check scores this task",
+                                    f"add checks/visible/NN-name.sh starting with '# task: {t.number}'"))
         if lab.solution.is_dir() and not any(r.task == t.number for r in regions):
-            problems.append(Problem(source, tline, f"task {t.number}", "no TODO region in solution/ for this task", f"mark its code with /* TODO {t.number}: ... */ ... /* END TODO {t.number} */"))
+            problems.append(Problem(source, tline, f"task {t.number}", "no TODO region in solution/ for this task",
+                                    f"mark its code with /* TODO {t.number}: ... */ ... /* END TODO {t.number} */"))
     for r in regions:
         if lab.task(r.task) is None:
-            problems.append(Problem(str(lab.solution / r.file), r.start, "", f"TODO {r.task} has no [[task]] in {MANIFEST}", f"add [[task]] number = {r.task} or renumber the marker"))
+            problems.append(Problem(str(lab.solution / r.file), r.start, "", f"TODO {r.task} has no [[task]] in {MANIFEST}",
+                                    f"add [[task]] number = {r.task} or renumber the marker"))
     if problems:
         raise LabError(problems)
     return replace(lab, checks=tuple(checks), regions=tuple(regions))

@@ -88,7 +88,8 @@ def skeleton_text(text: str, source: str = "<source>", only: frozenset[int] | No
             out.append(line)
         if opened:
             if current is not None:
-                problems.append(Problem(source, number, "", f"TODO {opened.group(2)} opens inside TODO {current[0]} (opened at line {current[2]}); regions do not nest",
+                problems.append(Problem(source, number, "",
+                                        f"TODO {opened.group(2)} opens inside TODO {current[0]} (opened at line {current[2]}); regions do not nest",
                                         f"close it first with {m.end.format(n=current[0])}"))
             current = (int(opened.group(2)), opened.group(3), number)
             if not kept:
@@ -106,7 +107,8 @@ def skeleton_text(text: str, source: str = "<source>", only: frozenset[int] | No
                 current = None
         elif skel:
             if current is None:
-                problems.append(Problem(source, number, "", "a skel: line outside a TODO region", f"move it between {m.todo.format(n='n')} and {m.end.format(n='n')}"))
+                problems.append(Problem(source, number, "", "a skel: line outside a TODO region",
+                                        f"move it between {m.todo.format(n='n')} and {m.end.format(n='n')}"))
             elif not kept:
                 out.append(skel.group(1) + skel.group(2) + "\n")
         elif m.markerish.search(bare):

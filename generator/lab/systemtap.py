@@ -51,9 +51,9 @@ import subprocess
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import EXIT_BUILD, EnvironmentProblem, UserError
 from ..paths import cache_dir
@@ -230,7 +230,8 @@ def find_stap() -> Path:
     """The stap translator, or an EnvironmentProblem (exit 4) naming the package."""
     found = shutil.which("stap")
     if not found:
-        raise EnvironmentProblem(f"error: 'stap' is not installed; the systemtap lab compiles scripts with it. Fix: apt-get install {STAP_PACKAGE} {RUNTIME_PACKAGE}.")
+        raise EnvironmentProblem(f"error: 'stap' is not installed; the systemtap lab compiles scripts with it. "
+                                 f"Fix: apt-get install {STAP_PACKAGE} {RUNTIME_PACKAGE}.")
     return Path(found)
 
 
@@ -551,8 +552,8 @@ def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout
 
     The payload holds the modules, the checks and run.sh (~100-200 KB); staprun
     and its ~3.3 MB of libraries are guest_files(), in the agent's initramfs."""
-    from ..vm.agent import pack_payload
     from ..runner.execute import Prepared
+    from ..vm.agent import pack_payload
 
     project = Path(project)
     scripts = [project / name for name in lab_scripts(lab)]

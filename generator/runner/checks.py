@@ -59,7 +59,7 @@ def printf_format(data: bytes) -> str:
     everything outside a small safe set: quotes, %, backslash, controls, non-ASCII)."""
     out = []
     for b in data:
-        out.append(chr(b) if b in _SAFE else "\\%03o" % b)
+        out.append(chr(b) if b in _SAFE else f"\\{b:03o}")
     return "'" + "".join(out) + "'"
 
 
@@ -134,7 +134,8 @@ def _entry_checks(root: str, e: Entry, version: tuple[int, ...]) -> list[Check]:
         new = new[:-1] + b"\n" if len(new) > 1 else new
         nf = printf_format(new)
         out.append(Check(f"{e.path}: replace ({len(new)} bytes), exact read-back", f"put_ok {p} {nf} && same {p} {nf}"))
-        out.append(Check(f"{e.path}: a {e.size}-byte write is rejected (ENOSPC)", f"put_fails {p} {printf_format(b'x' * e.size)} 'No space left' && same {p} {nf}"))
+        too_long = printf_format(b"x" * e.size)
+        out.append(Check(f"{e.path}: a {e.size}-byte write is rejected (ENOSPC)", f"put_fails {p} {too_long} 'No space left' && same {p} {nf}"))
         out.append(Check(f"{e.path}: an empty write changes nothing", f"put_ok {p} {nf} && : > {p} && same {p} {nf}"))
     elif kind is Kind.BLOB and writable(e, version):
         data = bytes(e.value or b"")

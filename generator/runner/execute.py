@@ -19,10 +19,11 @@ from __future__ import annotations
 import queue
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from ..errors import UserError
 from ..vm import crash, images
@@ -189,7 +190,11 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                         results[i] = (TestRun.of_build_failure(requests[i].name, failure_of_error(pair.release, requests[i].project, exc)), None)
                         continue
                     vm.workdir = logs(i)
-                    pr = vm.run(prep.payload, timeout, (lambda line, i=i: on_line(i, line)) if on_line else None)
+                    line_of_i: Callable[[str], None] | None = None
+                    if on_line is not None:
+                        def line_of_i(line: str, i: int = i) -> None:
+                            on_line(i, line)
+                    pr = vm.run(prep.payload, timeout, line_of_i)
                     boot_note = "; ".join(x for x in (vm_setup.image_note, pr.boot.note) if x)
                     results[i] = (judge(prep.module, list(prep.names), pr.result, pair.release, vm_setup.accel.accel,
                                         vm_setup.accel.reason, vm_setup.image_kind, prep.build_seconds, prep.pack_seconds,

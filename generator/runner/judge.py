@@ -55,9 +55,9 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
     doc = ktap.parse(r.results)
     reports = tuple(crash.classify(r.console))
     by_check: dict[int, crash.CrashReport] = {}
-    for rep in reports:
-        if rep.check and rep.check.isdigit():
-            by_check.setdefault(int(rep.check), rep)
+    for report in reports:
+        if report.check and report.check.isdigit():
+            by_check.setdefault(int(report.check), report)
     results = []
     final_taint = None
     for d in doc.diagnostics:
@@ -86,7 +86,7 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
             continue
         seconds, before, after, diags = _per_check(t)
         status = Status(t.status)
-        rep = by_check.get(n)
+        rep: crash.CrashReport | None = by_check.get(n)
         if after is not None and crash.decode_taint(after).failed and not crash.decode_taint(before or 0).failed and status is Status.PASS:
             status = Status.FAIL
             diags += (f"the kernel was tainted {crash.decode_taint(after).letters} during this check",)
@@ -110,7 +110,8 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
         code = EXIT_CRASH
         if reports:
             first = reports[0]
-            where = f" in check {first.check} '{names[int(first.check) - 1]}'" if first.check and first.check.isdigit() and int(first.check) <= len(names) else ""
+            known = first.check is not None and first.check.isdigit() and int(first.check) <= len(names)
+            where = f" in check {first.check} '{names[int(first.check) - 1]}'" if known and first.check else ""
             verdict = f"crash: {first.title}{where}"
         elif taint is not None and taint.failed:
             verdict = f"crash: the kernel is tainted {taint.letters} ({', '.join(f.meaning for f in taint.failures)})"

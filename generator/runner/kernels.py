@@ -144,6 +144,7 @@ def kernel_tree(path: Path) -> KernelPair:
         raise EnvironmentProblem(f"{build}: error: this kernel build tree lacks " + "; ".join(missing) + ". "
                                  f"Fix: make -C {source_tree(build)}{' O=' + str(build) if source_tree(build) != build else ''} "
                                  "-j$(nproc) bzImage modules (a complete build writes them all).")
+    assert release is not None and image is not None  # else in `missing` above
     problems, fix = vm_config_problems(build)
     if problems:
         fix_text = "".join(f"\n  {line}" for line in fix.splitlines()) if fix else ""

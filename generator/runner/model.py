@@ -126,7 +126,7 @@ class TestRun:
         return out
 
     @classmethod
-    def of_build_failure(cls, module: str, failure: BuildFailure) -> "TestRun":
+    def of_build_failure(cls, module: str, failure: BuildFailure) -> TestRun:
         """The run of a module that did not build: no checks, the failure's exit code."""
         return cls(
             module=module, release=failure.release, accel="", accel_reason="", image_kind="", checks=(), crashes=(),

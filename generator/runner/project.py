@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import time
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import UserError
 from ..kbuild import module_makefile
@@ -70,7 +70,8 @@ def load_project(directory: Path) -> ModuleProject:
         spec = parse_spec(text, str(toml))
         module_makefile(path)
         return ModuleProject(path, spec, spec.test)
-    problems = [Problem(str(toml), 0, "", f"unknown top-level key '{key}'", f"the file has a [test] table (and, when generated, [module] and [[entry]]): {', '.join(TOP_KEYS)}.")
+    problems = [Problem(str(toml), 0, "", f"unknown top-level key '{key}'",
+                        f"the file has a [test] table (and, when generated, [module] and [[entry]]): {', '.join(TOP_KEYS)}.")
                 for key in data if key not in TOP_KEYS]
     test, more = parse_test_table(data.get("test"), text, str(toml))
     if problems or more:
@@ -121,8 +122,8 @@ def request(project: ModuleProject, stress_seconds: float = 0.0) -> RunRequest:
     return RunRequest(project.name, project.path, ProjectChecks(project, stress_seconds), project.test.timeout)
 
 
-def run_tests(projects: Sequence[ModuleProject | Path], pair: KernelPair, options: RunOptions = RunOptions(),
+def run_tests(projects: Sequence[ModuleProject | Path], pair: KernelPair, options: RunOptions | None = None,
               stress_seconds: float = 0.0, on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
     """`dbgscaffold test` of every project on `pair`: one TestRun each, in order."""
     loaded = [p if isinstance(p, ModuleProject) else load_project(p) for p in projects]
-    return [r for r, _ in run([request(p, stress_seconds) for p in loaded], pair, options, on_line)]
+    return [r for r, _ in run([request(p, stress_seconds) for p in loaded], pair, options or RunOptions(), on_line)]

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .initramfs import APPLETS, RESULTS_PORT, FileSpec, build_initramfs, file_members, init_script, newc_archive
 

@@ -315,7 +315,7 @@ def decompress_payload(data: bytes, payload: Payload) -> bytes:
         # Python 3.11 has no zstd module: the zstd command does it.
         if shutil.which("zstd") is None:
             raise EnvironmentProblem("error: the kernel image is zstd-compressed and 'zstd' is not installed. Fix: apt-get install zstd.")
-        proc = subprocess.run(["zstd", "-d", "-c", "-q"], input=raw, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120, check=False)
+        proc = subprocess.run(["zstd", "-d", "-c", "-q"], input=raw, capture_output=True, timeout=120, check=False)
         # With a guessed length (no header) zstd complains about the bytes after
         # the frame but has written the kernel; the ELF check judges the result.
         if proc.returncode != 0 and not proc.stdout:

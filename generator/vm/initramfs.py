@@ -16,9 +16,9 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .. import elf
 from ..errors import EnvironmentProblem
@@ -36,6 +36,9 @@ APPLETS = (
 )
 
 DEBUGFS = "/sys/kernel/debug"  # where /init mounts debugfs
+# Without ACPI (a tinyconfig kernel) `poweroff -f` only halts and QEMU stays; a reboot
+# under QEMU's -no-reboot ends it on every kernel. (ktap.sh's dbgs_poweroff does the same.)
+POWER_OFF = "[ -d /sys/firmware/acpi ] && poweroff -f\nreboot -f"
 DIRS = ("bin", "dev", "proc", "sys", "tmp", "run", "lib", "lib/modules", "checks")
 
 # Lines /init prints so the host can tell phases apart; the console reader
@@ -63,7 +66,7 @@ class FileSpec:
     mode: int = 0o644
 
     @classmethod
-    def from_path(cls, dest: str, source: Path, mode: int | None = None) -> "FileSpec":
+    def from_path(cls, dest: str, source: Path, mode: int | None = None) -> FileSpec:
         source = Path(source)
         return cls(dest, source.read_bytes(), mode if mode is not None else stat.S_IMODE(source.stat().st_mode))
 
@@ -101,7 +104,8 @@ def newc_archive(members: Iterable[Entry]) -> bytes:
 
 def read_newc(archive: bytes) -> list[Entry]:
     """Parse a newc archive back into entries (the trailer dropped). For tests and checks."""
-    found, pos = [], 0
+    found: list[Entry] = []
+    pos = 0
     while True:
         if archive[pos : pos + 6] != b"070701":
             raise ValueError(f"bad newc magic at offset {pos}")
@@ -126,7 +130,7 @@ def init_script(body: str, results_port: str = RESULTS_PORT) -> str:
     The boot stays quiet (kernel argument `quiet` saves console time under
     TCG); once /init runs it raises the console loglevel so WARNINGs and
     stack traces reach the captured console log. If `body` returns, /init
-    powers off; if /init itself exits the kernel panics (that is the crash path).
+    powers off (POWER_OFF); if /init itself exits the kernel panics (that is the crash path).
     """
     return f"""#!/bin/sh
 export PATH=/bin
@@ -140,7 +144,7 @@ echo '{BOOT_MARKER}'
 stty -F {results_port} raw -echo 2>/dev/null
 exec 3>{results_port}
 {body.rstrip()}
-poweroff -f
+{POWER_OFF}
 """
 
 

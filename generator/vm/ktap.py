@@ -51,7 +51,7 @@ class KtapTest:
     directive: str = ""  # SKIP, TODO, XFAIL, TIMEOUT, ERROR or ''
     reason: str = ""  # text after the directive (or after '#' without one)
     diagnostics: tuple[str, ...] = ()  # '# ' stripped from diagnostic lines
-    subtests: "KtapDocument | None" = None
+    subtests: KtapDocument | None = None
     line: int = 0  # 1-based line number of the result line in the input (0: none)
     beyond_plan: bool = False
 

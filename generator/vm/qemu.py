@@ -27,9 +27,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO
 
 from ..errors import EnvironmentProblem
 from .initramfs import BOOT_MARKER
@@ -328,6 +329,7 @@ def ended_how(r: RunResult) -> str:
 
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:  # looked up here, not in the forked child, where loading a library is unsafe
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # pragma: no cover - not glibc/Linux
@@ -367,7 +369,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 class Reader:
     """Drains one pipe in a thread; notes when `marker` first shows up."""
 
-    stream: object
+    stream: IO[bytes]
     marker: bytes | None = None
     start: float = 0.0
     chunks: list[bytes] = field(default_factory=list)
@@ -416,6 +418,7 @@ def run(machine: Machine, timeout: float, workdir: Path | None = None, boot_mark
         proc = spawn(command)
         timed_out = False
         out = err = None
+        assert proc.stdout is not None and proc.stderr is not None  # spawn() pipes both
         try:
             out = Reader(proc.stdout, boot_marker.encode() if boot_marker else None, start)
             err = Reader(proc.stderr)
@@ -430,8 +433,9 @@ def run(machine: Machine, timeout: float, workdir: Path | None = None, boot_mark
             # The guest tty turns \n into \r\n (ONLCR); the results port is set raw.
             console = out.text().replace("\r\n", "\n") if out else ""
             stderr = err.text() if err else ""
-            proc.stdout.close()
-            proc.stderr.close()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
         results = ""
         for p in ports:
             if p.backend == "file" and p.id == "results":

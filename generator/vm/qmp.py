@@ -52,7 +52,8 @@ class Qmp:
                 raise QmpError(f"{command}: {reply['error'].get('desc', reply['error'])}")
 
     def status(self) -> str:
-        return str(self.execute("query-status")["status"])
+        reply = self.execute("query-status")
+        return str(reply["status"]) if isinstance(reply, dict) else ""
 
     def wait_status(self, leave: str, timeout: float) -> str:
         """Poll until the run state is no longer `leave`; the new state."""

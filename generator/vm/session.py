@@ -16,17 +16,18 @@ from __future__ import annotations
 import queue
 import shlex
 import socket
+import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from ..errors import EnvironmentProblem
 from .agent import READY, Done, parse_done, payload_message
 from .initramfs import BOOT_MARKER
-from .qemu import AGENT_PORT, CONSOLE, Machine, RunResult, kill_group, Reader, argv, spawn
+from .qemu import AGENT_PORT, CONSOLE, Machine, Reader, RunResult, argv, kill_group, spawn
 from .qmp import Qmp, QmpError
 from .snapshot import SnapshotStore, qemu_version, snapshot_key
 
@@ -80,6 +81,11 @@ class _SnapshotFailed(Exception):
     pass
 
 
+def _field(reply: object, name: str) -> object:
+    """A field of a QMP reply (a JSON object), None when absent."""
+    return reply.get(name) if isinstance(reply, dict) else None
+
+
 class GuestDidNotStart(EnvironmentProblem):
     """The guest never said it was ready; `reached_init`: its /init ran (the kernel booted),
     `exited`: QEMU ended by itself (a triple fault ends it at once with -no-reboot)."""
@@ -99,7 +105,7 @@ class AgentVM:
         self._tmp = tempfile.TemporaryDirectory(prefix="dbgscaffold-agent-")
         self.dir = Path(self._tmp.name)
         self.workdir = workdir
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.boot: BootInfo | None = None
         self.payloads = 0
         self.dead = True
@@ -116,10 +122,11 @@ class AgentVM:
         self.argv = tuple(argv(m))
         self.qmp_path = qmp_path
         self.started = time.monotonic()
-        self.proc = spawn(self.argv)
+        proc = self.proc = spawn(self.argv)
         self.dead = False
-        self.console = Reader(self.proc.stdout, None, self.started)
-        self.stderr = Reader(self.proc.stderr)
+        assert proc.stdout is not None and proc.stderr is not None  # spawn() pipes both
+        self.console = Reader(proc.stdout, None, self.started)
+        self.stderr = Reader(proc.stderr)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = self.started + 30
         while True:
@@ -188,13 +195,15 @@ class AgentVM:
                 raise GuestDidNotStart(f"error: the guest ({Path(self.machine.kernel).name}) did not come up: {why}. Console tail:\n{tail}",
                                        BOOT_MARKER in console, exited)
         seconds = time.monotonic() - self.started
-        if key is not None and self.save_snapshot:
+        if key is not None and version is not None and self.save_snapshot:
             note += self._save(key, version)
         return BootInfo("fresh", seconds, note)
 
     def _save(self, key: str, version: str) -> str:
         """Stop the ready guest, stream its state to the store, resume it."""
-        tmp = self.store.temporary(key)
+        store = self.store
+        assert store is not None  # _fresh() saves only with a store
+        tmp = store.temporary(key)
         t0 = time.monotonic()
         try:
             qmp = Qmp(self.qmp_path)
@@ -202,7 +211,7 @@ class AgentVM:
                 qmp.execute("stop")
                 qmp.execute("migrate", uri=f"exec:cat > {shlex.quote(str(tmp))}")
                 deadline = time.monotonic() + 60
-                while (status := qmp.execute("query-migrate").get("status")) not in ("completed", "failed", "cancelled"):
+                while (status := _field(qmp.execute("query-migrate"), "status")) not in ("completed", "failed", "cancelled"):
                     if time.monotonic() > deadline:
                         raise QmpError("saving took over 60 s")
                     time.sleep(0.01)
@@ -211,7 +220,7 @@ class AgentVM:
                 qmp.close()
             if status != "completed":
                 raise QmpError(f"migration {status}")
-            info = self.store.commit(key, tmp, self.machine, version, time.monotonic() - t0)
+            info = store.commit(key, tmp, self.machine, version, time.monotonic() - t0)
             return f"; saved a snapshot for next time ({info.size / 2**20:.0f} MB, {info.save_seconds:.2f} s)"
         except (QmpError, OSError) as exc:
             tmp.unlink(missing_ok=True)
@@ -223,8 +232,9 @@ class AgentVM:
             for s in (getattr(self, "sock", None),):
                 if s is not None:
                     s.close()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
             self.proc = None
         self.dead = True
 
@@ -233,7 +243,7 @@ class AgentVM:
         self.close()
         self._tmp.cleanup()
 
-    def __enter__(self) -> "AgentVM":
+    def __enter__(self) -> AgentVM:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -244,11 +254,12 @@ class AgentVM:
     def run(self, payload: bytes, timeout: float, on_line: Callable[[str], None] | None = None) -> PayloadRun:
         """Send one payload and collect its KTAP until the agent's Done line, the
         guest's end, or `timeout` seconds (then QEMU is killed)."""
-        if self.dead:
+        if self.dead or self.boot is None:
             raise RuntimeError("the VM is not running")
-        first_after_restore = self.boot.kind == "snapshot" and self.payloads == 0
+        boot = self.boot
+        first_after_restore = boot.kind == "snapshot" and self.payloads == 0
         self.payloads += 1
-        boot_seconds = self.boot.seconds if self.payloads == 1 else 0.0
+        boot_seconds = boot.seconds if self.payloads == 1 else 0.0
         console_from = len(self.console.data())
         t0 = time.monotonic()
         sent: list[float] = []  # when the payload was all out (a big one takes a while at UART speed)
@@ -309,7 +320,7 @@ class AgentVM:
             argv=self.argv, exit_status=exit_status, timed_out=timed_out, console=console, results=results,
             stderr=self.stderr.data().decode("utf-8", "replace"), wall_seconds=wall, boot_seconds=boot_seconds,
         )
-        return PayloadRun(result, done, self.boot)
+        return PayloadRun(result, done, boot)
 
     def _retry_fresh(self, payload, timeout, on_line, why: str) -> PayloadRun:
         self.close()

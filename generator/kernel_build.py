@@ -1,0 +1,230 @@
+"""Build a small kernel the test VM boots: tinyconfig + the VM's profile + more profiles, into the cache.
+
+    built = build_kernel(source_for("6.1"), profiles=("debug",))
+    dbgscaffold test DIR --kernel <built.tree>
+
+The steps: `make O=... tinyconfig`; the kernel's merge_config.sh with
+kernel_configs/vm.config and the profiles; `make olddefconfig`; then every
+required option of those profiles is checked on the result and, where one did
+not take, check-config's verified fix from the Kconfig tree is merged and the
+result checked again (a profile that cannot be satisfied on this source is exit
+1, nothing built); then `make bzImage modules` (the image, Module.symvers and
+the kbuild tools out-of-tree modules need). The tree is built beside its place
+and renamed into it: an interrupted build never looks finished. A build is
+keyed by the source's version, the merged fragments and the compiler, so the
+same request returns at once and a changed one builds anew.
+
+Edges: source_for() (extracts Debian's linux-source once), build_kernel().
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EnvironmentProblem, UserError
+from .kbuild import compiler_identity
+from .kernels import makefile_version_fields
+from .paths import cache_dir
+
+VM_PROFILE = "vm"
+SOURCES = Path("/usr/src")
+DONE = "dbgscaffold-kernel.done"  # written last, inside the tree, before it is renamed into place
+TOOLS = (("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("perl", "perl"))
+HEADERS = (("/usr/include/gelf.h", "libelf-dev"),)  # objtool (x86_64) needs libelf
+
+
+class KernelBuildFailed(UserError):
+    exit_code = EXIT_BUILD
+
+
+class ProfilesUnsatisfiable(UserError):
+    """The profiles cannot all hold on this source (check-config says why): exit 1, nothing built."""
+
+    exit_code = EXIT_CHECKS_FAILED
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    name: str  # e.g. "debug-6.1": the profiles joined by '+' (vm alone: "vm") and the series
+    tree: Path  # the O= directory: what --kernel PATH takes
+    release: str
+    seconds: float  # 0.0 when it was already built
+    config_fixes: tuple[str, ...] = ()  # lines check-config added because the fragments alone did not take
+
+
+def kernels_dir() -> Path:
+    return cache_dir() / "kernels"
+
+
+def _series_of(source: Path) -> str:
+    fields = makefile_version_fields((source / "Makefile").read_text(errors="replace"))
+    if "VERSION" not in fields or "PATCHLEVEL" not in fields:
+        raise UserError(f"{source}: error: not a kernel source tree (no VERSION/PATCHLEVEL in its Makefile). Fix: pass the top of a kernel source tree.")
+    return f"{fields['VERSION']}.{fields['PATCHLEVEL']}"
+
+
+def source_for(wanted: str | Path, log: Callable[[str], None] | None = None) -> Path:
+    """A kernel source tree: a directory as it is, or for a series ('6.1') Debian's
+    /usr/src/linux-source-X.Y.tar.xz, extracted once into the cache."""
+    path = Path(wanted)
+    if path.is_dir():
+        _series_of(path)
+        return path.resolve()
+    tarball = SOURCES / f"linux-source-{wanted}.tar.xz"
+    if not tarball.is_file():
+        have = ", ".join(sorted(p.name for p in SOURCES.glob("linux-source-*.tar.xz"))) or "none"
+        raise EnvironmentProblem(f"error: no kernel source for {wanted} ({tarball} is missing; found: {have}). "
+                                 f"Fix: apt-get install linux-source-{wanted}, or pass a source tree.")
+    st = tarball.stat()
+    dest = cache_dir() / "kernel-sources" / f"linux-source-{wanted}-{st.st_size}-{st.st_mtime_ns}"
+    if (dest / "Makefile").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(dest.parent / f"{dest.name}.lock"):
+        if (dest / "Makefile").is_file():
+            return dest
+        tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if log:
+                log(f"extracting {tarball} (once)")
+            with tarfile.open(tarball) as tar:
+                tar.extractall(tmp, filter="data")
+            top = [p for p in tmp.iterdir() if p.is_dir()]
+            if len(top) != 1 or not (top[0] / "Makefile").is_file():
+                raise UserError(f"{tarball}: error: not one kernel source tree inside. Fix: reinstall linux-source-{wanted}.")
+            top[0].rename(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _fragments(profiles: Sequence[str]) -> list[Path]:
+    from .kconfig.profiles import load_profile
+
+    return [Path(load_profile(p).path) for p in dict.fromkeys([VM_PROFILE, *profiles])]
+
+
+def build_name(source: Path, profiles: Sequence[str]) -> str:
+    wanted = [p for p in profiles if p != VM_PROFILE]
+    return f"{'+'.join(wanted) or VM_PROFILE}-{_series_of(source)}"
+
+
+def build_key(source: Path, fragments: Sequence[Path]) -> str:
+    parts = [str(source.resolve()), (source / "Makefile").read_text(errors="replace")[:512], compiler_identity()]
+    parts += [f.read_text() for f in fragments]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def check_tools() -> None:
+    missing = [pkg for tool, pkg in TOOLS if shutil.which(tool) is None]
+    missing += [pkg for header, pkg in HEADERS if not Path(header).is_file()]
+    if missing:
+        raise EnvironmentProblem(f"error: building a kernel needs {', '.join(missing)}. Fix: apt-get install {' '.join(missing)}.")
+
+
+def _make(source: Path, out: Path, log_file: Path, *targets: str, jobs: int = 1) -> None:
+    argv = ["make", "-C", str(source), f"O={out}", f"-j{jobs}", *targets]
+    with open(log_file, "ab") as logf:
+        proc = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT, env={**os.environ, "LC_ALL": "C"}, check=False)
+    if proc.returncode != 0:
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-25:]
+        raise KernelBuildFailed(f"error: make {' '.join(targets)} failed in {source} (exit {proc.returncode}); the end of its output:\n"
+                                + "\n".join(f"  {x}" for x in tail) + f"\nFix: see {log_file} (kept) and the messages above.")
+
+
+def _failing(config: Path, profiles: Sequence[str]) -> list[str]:
+    from .kconfig.dotconfig import read_dotconfig
+    from .kconfig.flat import check_flat
+    from .kconfig.profiles import load_profile
+
+    loaded = [load_profile(p) for p in dict.fromkeys([VM_PROFILE, *profiles])]
+    return [f"CONFIG_{r.symbol}" for r in check_flat(read_dotconfig(config), loaded) if r.failed_required]
+
+
+def _configure(source: Path, out: Path, profiles: Sequence[str], log_file: Path) -> tuple[str, ...]:
+    """tinyconfig + the fragments, made to hold (see the module's docstring); the lines check-config added."""
+    from .kconfig.check import CheckRequest, run_check
+
+    fragments = _fragments(profiles)
+    _make(source, out, log_file, "tinyconfig")
+    merge = source / "scripts" / "kconfig" / "merge_config.sh"
+    with open(log_file, "ab") as logf:
+        subprocess.run(["bash", str(merge), "-m", "-O", str(out), str(out / ".config"), *map(str, fragments)],
+                       stdout=logf, stderr=subprocess.STDOUT, cwd=source, check=True)
+    _make(source, out, log_file, "olddefconfig")
+    if not _failing(out / ".config", profiles):
+        return ()
+    names = tuple(dict.fromkeys([VM_PROFILE, *profiles]))
+    fixed = out / ".config.fixed"
+    report = run_check(CheckRequest(config=out / ".config", profiles=names, srctree=source, tree="always", runtime=False, apply=fixed))
+    added = report.fix.fragment.splitlines() if report.fix is not None else []
+    if fixed.is_file():
+        fixed.replace(out / ".config")
+        _make(source, out, log_file, "olddefconfig")
+    still = _failing(out / ".config", profiles)
+    if still:
+        raise ProfilesUnsatisfiable(f"error: {', '.join(names)} cannot all hold on {source}: {', '.join(still)} stay off after "
+                                    f"check-config's fix. Fix: see why with: dbgscaffold check-config {out / '.config'} "
+                                    f"--srctree {source} " + " ".join(f"-p {n}" for n in names))
+    return tuple(added)
+
+
+def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = None,
+                 log: Callable[[str], None] | None = None, root: Path | None = None) -> KernelBuild:
+    """The kernel of `profiles` (plus the VM's) from `source`, built once (see the module's docstring)."""
+    source = Path(source).resolve()
+    fragments = _fragments(profiles)  # an unknown profile is an error before anything runs
+    name = build_name(source, profiles)
+    root = root or kernels_dir()
+    tree = root / f"{name}-{build_key(source, fragments)}"
+    if (tree / DONE).is_file():
+        return KernelBuild(name, tree, _release(tree), 0.0)
+    check_tools()
+    root.mkdir(parents=True, exist_ok=True)
+    with _lock(root / f"{tree.name}.lock"):
+        if (tree / DONE).is_file():  # another process built it while we waited
+            return KernelBuild(name, tree, _release(tree), 0.0)
+        shutil.rmtree(tree, ignore_errors=True)  # a tree without DONE is the rest of an older attempt
+        tmp = root / f".{tree.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        log_file = root / f"{tree.name}.log"
+        log_file.write_text("")
+        t0 = time.monotonic()
+        try:
+            if log:
+                log(f"configuring {name}: tinyconfig + {', '.join(p.name for p in fragments)}")
+            added = _configure(source, tmp, profiles, log_file)
+            if log:
+                log(f"building {name} with make -j{jobs or os.cpu_count() or 1} (bzImage, modules); log: {log_file}")
+            _make(source, tmp, log_file, "bzImage", "modules", jobs=jobs or os.cpu_count() or 1)
+            (tmp / DONE).write_text(f"{name}\n")
+            tmp.rename(tree)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # disk full, ^C, a failed make: nothing half-built stays
+            raise
+    return KernelBuild(name, tree, _release(tree), time.monotonic() - t0, added)
+
+
+def _release(tree: Path) -> str:
+    from .kernels import parse_utsrelease
+
+    return parse_utsrelease((tree / "include" / "generated" / "utsrelease.h").read_text()) or "?"
