@@ -67,7 +67,10 @@ def kernels_dir() -> Path:
 
 
 def _series_of(source: Path) -> str:
-    fields = makefile_version_fields((source / "Makefile").read_text(errors="replace"))
+    try:
+        fields = makefile_version_fields((source / "Makefile").read_text(errors="replace"))
+    except OSError:
+        fields = {}
     if "VERSION" not in fields or "PATCHLEVEL" not in fields:
         raise UserError(f"{source}: error: not a kernel source tree (no VERSION/PATCHLEVEL in its Makefile). Fix: pass the top of a kernel source tree.")
     return f"{fields['VERSION']}.{fields['PATCHLEVEL']}"

@@ -76,7 +76,7 @@ def test_a_tree_the_vm_cannot_boot_is_exit_4_with_the_verified_fix(tiny_kernel, 
 
 def test_an_image_with_headers_of_another_release_is_refused(tiny_kernel, tmp_path):
     debian = images.scan_pairs().pairs[0]
-    r = run_cli("test", str(tmp_path), "--kernel", str(debian.image), "--headers", str(tiny_kernel.tree))
+    r = run_cli("test", str(HANDWRITTEN / "hello"), "--kernel", str(debian.image), "--headers", str(tiny_kernel.tree))
     assert r.exit_code == 2 and "release mismatch" in r.stderr and "Fix:" in r.stderr, r.output
     r = run_cli("build", str(HANDWRITTEN / "hello"), "--kernel", str(tiny_kernel.tree / "arch" / "x86" / "boot" / "bzImage"))
     assert r.exit_code == 2 and "needs the headers it was built with" in r.stderr, r.output

@@ -160,14 +160,14 @@ def vm_config_problems(build: Path) -> tuple[list[str], str]:
     """What the tree's .config lacks of the VM profile (each 'CONFIG_X is n: why'), and
     check-config's verified fix fragment ('' when the Kconfig tree cannot be analysed)."""
     from ..kconfig.dotconfig import read_dotconfig
-    from ..kconfig.flat import check_flat
+    from ..kconfig.flat import actual_text, check_flat
     from ..kconfig.profiles import load_profile
 
     config = build / ".config"
     failed = [r for r in check_flat(read_dotconfig(config), [load_profile(VM_PROFILE)]) if r.failed_required]
     if not failed:
         return [], ""
-    problems = [f"CONFIG_{r.symbol} is {r.actual or 'not set'} ({r.option.why})" for r in failed]
+    problems = [f"CONFIG_{r.symbol} is {actual_text(r.actual)} ({r.option.why})" for r in failed]
     try:
         from ..kconfig.check import CheckRequest, run_check
 
