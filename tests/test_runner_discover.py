@@ -113,6 +113,14 @@ def _load(debugfs: Path, proc: Path, sysmod: Path) -> None:
     (debugfs / "tracing" / "events" / "knobs").mkdir()  # the tracefs automount: not the module's
 
 
+def _load_between_listings(roots) -> None:
+    """The listing before insmod, what the module makes, the listing after."""
+    debugfs, proc, sysmod, _, run = roots
+    run("discover_before")
+    _load(debugfs, proc, sysmod)
+    run("discover_created knobs; discover_modes")
+
+
 def test_created_lists_only_what_appeared_after_the_listing_before(roots):
     debugfs, proc, sysmod, tmp, run = roots
     assert run("discover_before")[0] == 0
@@ -139,9 +147,7 @@ def test_files_names_each_with_its_mode_and_fails_a_world_writable_one(roots):
 
 def test_reads_skips_what_the_mode_does_not_let_anyone_read(roots):
     debugfs, proc, sysmod, _, run = roots
-    run("discover_before")
-    _load(debugfs, proc, sysmod)
-    run("discover_created knobs")
+    _load_between_listings(roots)
     status, out = run(f". {TEMPLATES / 'reads.sh'}; exit $DBGS_FAILED")
     assert status == 0, out
     assert f"ok 1 {debugfs}/knobs/enabled reads" in out and f"{debugfs}/knobs/secret reads # SKIP mode 200" in out
@@ -150,9 +156,7 @@ def test_reads_skips_what_the_mode_does_not_let_anyone_read(roots):
 
 def test_writes_takes_back_numbers_hex_and_yn_and_leaves_text_alone(roots):
     debugfs, proc, sysmod, _, run = roots
-    run("discover_before")
-    _load(debugfs, proc, sysmod)
-    run("discover_created knobs")
+    _load_between_listings(roots)
     status, out = run(f". {TEMPLATES / 'writes.sh'}; exit $DBGS_FAILED")
     assert status == 0, out
     took = sorted(line.split(" ", 2)[2] for line in out.splitlines() if line.startswith("ok "))

@@ -35,11 +35,16 @@ def _file_identity(path: Path | None) -> str:
 
 def _content_identity(path: Path | None) -> str:
     """The file's content digest: a kernel rebuilt in place (same path, maybe the same
-    size and mtime after a copy) never matches an older snapshot."""
+    size and mtime after a copy) never matches an older snapshot. Files in our cache
+    (the extracted vmlinux, the initramfs) are named by their content already:
+    hashing a 66 MB vmlinux would cost 0.1 s a run."""
     if path is None:
         return ""
-    st = Path(path).stat()
-    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(cache_dir().resolve()):
+        return _file_identity(resolved)
+    st = resolved.stat()
+    return _digest(str(resolved), st.st_size, st.st_mtime_ns)
 
 
 @lru_cache(maxsize=16)

@@ -13,7 +13,10 @@
 : "${DBGS_TMP:=/tmp}"
 # Overridable so the library can be tested on a host without touching its log or power.
 : "${DBGS_KMSG:=/dev/kmsg}"
-: "${DBGS_POWEROFF:=poweroff -f}"
+# Without ACPI (a tinyconfig kernel) poweroff only halts and QEMU stays; a reboot under
+# QEMU's -no-reboot ends it on every kernel (initramfs.POWER_OFF does the same for /init).
+dbgs_poweroff() { [ -d /sys/firmware/acpi ] && poweroff -f; reboot -f; }
+: "${DBGS_POWEROFF:=dbgs_poweroff}"
 DBGS_N=0
 DBGS_FAILED=0
 
@@ -282,7 +285,7 @@ insmod_failed() {
 # does not load or when the kernel ignored one of its parameters (a typo would go unseen).
 load_module() {
     _name=$1; _ko=$2; shift 2
-    _seen=$(${DBGS_DMESG:-dmesg} | wc -l)
+    [ $# -gt 0 ] && _seen=$(${DBGS_DMESG:-dmesg} | wc -l)
     insmod "$_ko" "$@" 2>"$DBGS_TMP/.err" || { insmod_failed "$_name"; return 1; }
     [ $# -gt 0 ] || return 0
     _ign=$(${DBGS_DMESG:-dmesg} | tail -n +$((_seen + 1)) | grep -F "] $_name: unknown parameter")
@@ -321,8 +324,13 @@ discover_created() {
     } > "$DBGS_TMP/.dbgs-created"
 }
 
-# _mode PATH: its permission bits in octal (stat's %a), in $_md
-_mode() { _md=$(stat -c %a "$1" 2>/dev/null) || _md=; }
+# discover_modes: "MODE PATH" for each created path (stat's %a, one stat for all of
+# them: each exec costs milliseconds under TCG), in $DBGS_TMP/.dbgs-modes
+discover_modes() {
+    : > "$DBGS_TMP/.dbgs-modes"
+    [ -s "$DBGS_TMP/.dbgs-created" ] || return 0
+    head -n "${DBGS_DISCOVER_MAX:-200}" "$DBGS_TMP/.dbgs-created" | xargs stat -c '%a %n' > "$DBGS_TMP/.dbgs-modes" 2>/dev/null
+}
 
 # _value FILE: its content when it is one number or Y/N (what a read-back can
 # compare), else empty; in $_v. At most 64 bytes are read.
