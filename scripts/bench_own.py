@@ -74,16 +74,19 @@ def main() -> int:
             cycle(project, pair, store)  # build trees and snapshots exist before timing
             rows[pair.release] = {"warm": [], "edited": [], "restore": [], "checks": [], "build": []}
         for i in range(args.runs):
+            # One edit, then each kernel's build of it (each kernel has its own build tree),
+            # then each kernel again with nothing changed.
+            source.write_text(source.read_text() + f"/* edit {i} */\n")
+            for pair in [*pairs, tree]:
+                seconds, run = cycle(project, pair, store)
+                rows[pair.release]["edited"].append(seconds)
+                rows[pair.release]["build"].append(run.build_seconds)
             for pair in [*pairs, tree]:
                 r = rows[pair.release]
                 seconds, run = cycle(project, pair, store)
                 r["warm"].append(seconds)
                 r["restore"].append(run.boot_seconds or 0.0)
                 r["checks"].append(run.wall_seconds)
-                source.write_text(source.read_text() + f"/* edit {i} */\n")
-                seconds, run = cycle(project, pair, store)
-                r["edited"].append(seconds)
-                r["build"].append(run.build_seconds)
         print(f"\nknobs (hand-written, {len(rows[pairs[0].release]['warm'])} runs, discovered checks), medians in seconds")
         print(f"{'kernel':26} {'warm':>6} {'edited':>6} | warm: {'restore':>7} {'checks':>6} | edited: {'build':>5}")
         for release, r in rows.items():
