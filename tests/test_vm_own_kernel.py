@@ -72,6 +72,11 @@ def test_a_tree_the_vm_cannot_boot_is_exit_4_with_the_verified_fix(tiny_kernel, 
     r = run_cli("test", str(tmp_path / "mydebug"), "--kernel", str(bare))
     assert r.exit_code == 4 and "lacks Module.symvers" in r.stderr and "Fix: make -C" in r.stderr, r.output
     assert r.exception is None
+    noimage = fake_tree(tiny_kernel.tree, tmp_path / "noimage", drop=("arch", "vmlinux"))
+    r = run_cli("test", str(tmp_path / "mydebug"), "--kernel", str(noimage))
+    assert r.exit_code == 4 and "lacks arch/x86/boot/bzImage (nor a vmlinux with a PVH entry)" in r.stderr, r.output
+    r = run_cli("test", str(tmp_path / "mydebug"), "--kernel", str(tmp_path / "nowhere"))
+    assert r.exit_code == 2 and "no such file or directory" in r.stderr and "Fix:" in r.stderr, r.output
 
 
 def test_an_image_with_headers_of_another_release_is_refused(tiny_kernel, tmp_path):
@@ -124,3 +129,11 @@ def test_a_crash_on_a_kernel_without_acpi_ends_its_vm_at_once(tiny_kernel, tmp_p
     run = doc["runs"][0]
     assert run["ended"] != "timeout" and run["vm_seconds"] < 20, (run["ended"], run["vm_seconds"])
     assert "NULL pointer dereference" in run["verdict"] and "subdir/c: replace" in run["verdict"]
+
+
+def test_the_lab_commands_take_a_kernel_tree(tiny_kernel, tmp_path):
+    project = tmp_path / "basics"
+    assert run_cli("lab", "solution", "debugfs-basics", str(project)).exit_code == 0
+    r = run_cli("lab", "check", str(project), "--kernel", str(tiny_kernel.tree))
+    assert r.exit_code == 0, r.output
+    assert f"{tiny_kernel.release}: 12/12 points" in r.stdout

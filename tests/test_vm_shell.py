@@ -106,6 +106,8 @@ def _qemu_children(pid: int) -> list[int]:
     return found
 
 
+HANDWRITTEN = Path(__file__).resolve().parent / "data" / "handwritten"
+
 CASES = {
     # a generated module: its file, and the check library's helpers by hand
     "module": ("new", "shelly", "shelly", (),
@@ -115,6 +117,10 @@ CASES = {
     # the other lab kernel: typed input reaches the module's files
     "module-6.1": ("new", "shelly", "shelly", ("--kernel", "6.1"), "cat a; echo sum-$((6*7))\n", ("\n5\n", "sum-42")),
     # the ftrace lab: the student's trace.sh and the lab's tests/lib.sh from /root
+    # a hand-written module: its [test] params reach insmod; the shell starts in /root
+    "handwritten": ("copy", "knobs", "knobs", (),
+                    "cat /sys/kernel/debug/knobs/level; cat /proc/knobs; echo mods=$MODULES\n",
+                    ("\n7\n", "knobs ok", "mods=knobs", "its files are where it makes them")),
     "lab": ("lab", "ftrace", "mytrace", (),
             "cd; sh trace.sh function 3 | grep -c 'mytrace_step <-run_write'; . /checks/ktap.sh; . $DBGS_CHECK_LIB; "
             "trace printk 2 && grep -c 'mytrace: step . of 2' /tmp/trace; cat $ROOT/total\n",
@@ -130,9 +136,13 @@ def test_vm_shell_driven_through_stdin(case, tmp_path):
     if options:
         require(any(p.release.startswith("6.1.") for p in images.scan_pairs().pairs), "a 6.1 kernel image + headers pair")
     project = tmp_path / "project"
-    r = run_cli("new", what, "-o", str(project)) if kind == "new" else run_cli("lab", "solution", what, str(project))
-    assert r.exit_code == 0, r.output
-    prompt = f"[{module}] /sys/kernel/debug/{module} # ".encode()
+    if kind == "copy":
+        shutil.copytree(HANDWRITTEN / what, project)
+    else:
+        r = run_cli("new", what, "-o", str(project)) if kind == "new" else run_cli("lab", "solution", what, str(project))
+        assert r.exit_code == 0, r.output
+    where = "/root" if kind == "copy" else f"/sys/kernel/debug/{module}"
+    prompt = f"[{module}] {where} # ".encode()
     proc = subprocess.Popen([sys.executable, "-m", "dbgscaffold", "vm", "shell", str(project), *options, "--timeout", "120"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, qemu = b"", []
