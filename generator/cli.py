@@ -435,11 +435,55 @@ def kernels() -> None:
         click.echo(f"{mark} {pair.release:28} {pair.image}  {pair.build_dir}")
     for problem in scan.problems:
         click.echo(f"  incomplete: {problem}")
-    for tree, state in remembered_trees():
-        click.echo(f"  {state:28} {tree}  (--kernel {tree})")
+    from .kernel_build import built_kernels
+
+    built = built_kernels()
+    for b in built:
+        click.echo(f"  {b.release:28} {b.tree}  (--kernel {b.name}: built by 'dbgscaffold kernel build')")
+    for tree, release in remembered_trees():
+        if all(tree != b.tree for b in built):
+            click.echo(f"  {release:28} {tree}  (--kernel {tree})")
     click.echo(f"default: {reason}" if default else f"no kernel: {reason}. Fix: apt-get install linux-image-amd64 linux-headers-amd64.")
     if default is None:
         sys.exit(4)
+
+
+@cli.group("kernel")
+def kernel_group() -> None:
+    """Kernels for the test VM, built from source."""
+
+
+@kernel_group.command("build")
+@click.option("--source", default=None, metavar="X.Y|PATH",
+              help="Debian's linux-source-X.Y (6.1, 6.12) or a kernel source tree (default: the newest linux-source installed).")
+@click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME",
+              help="A check-config profile the kernel must satisfy (repeatable; default: debug). The VM's own profile is always added.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="make -j (default: the number of CPUs).")
+def kernel_build_command(source: str | None, profiles: tuple[str, ...], jobs: int | None) -> None:
+    """Build a small kernel the test VM boots: tinyconfig + kernel_configs/vm.config +
+    the profiles, made consistent by check-config's verified fix, then bzImage and
+    what out-of-tree modules need, in the cache. Use it with --kernel NAME, e.g.
+    'dbgscaffold test DIR --kernel debug-6.1'. A second identical request returns at
+    once; an interrupted build leaves nothing a later one mistakes for finished.
+
+    Exit 0 built, 1 a profile cannot hold on this source (check-config says why),
+    2 usage, 3 make failed, 4 a build tool or the source is missing."""
+    from rich.console import Console
+
+    from .kernel_build import build_kernel, newest_source, source_for
+
+    err = Console(stderr=True, highlight=False)
+    try:
+        tree = source_for(source or newest_source(), log=lambda text: err.print(text))
+        with err.status("building...") as status:
+            built = build_kernel(tree, profiles or ("debug",), jobs, log=lambda text: status.update(text))
+    except UserError as exc:
+        _fail(exc)
+    how = f"built in {built.seconds:.0f} s" if built.seconds else "already built"
+    click.echo(f"{built.name}: {built.release}, {how}: {built.tree}")
+    for line in built.config_fixes:
+        click.echo(f"  check-config added: {line}")
+    click.echo(f"Next: dbgscaffold test DIR --kernel {built.name}")
 
 
 @cli.command()

@@ -62,6 +62,16 @@ class KernelBuild:
     config_fixes: tuple[str, ...] = ()  # lines check-config added because the fragments alone did not take
 
 
+def newest_source() -> str:
+    """The series of the newest /usr/src/linux-source-X.Y.tar.xz, or an error saying what to install."""
+    from .kernels import release_version
+
+    found = sorted((p.name[len("linux-source-"):-len(".tar.xz")] for p in SOURCES.glob("linux-source-*.tar.xz")), key=release_version)
+    if not found:
+        raise EnvironmentProblem(f"error: no kernel source in {SOURCES}. Fix: apt-get install linux-source-6.1 (or pass --source PATH).")
+    return found[-1]
+
+
 def kernels_dir() -> Path:
     return cache_dir() / "kernels"
 
@@ -225,6 +235,22 @@ def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = 
             shutil.rmtree(tmp, ignore_errors=True)  # disk full, ^C, a failed make: nothing half-built stays
             raise
     return KernelBuild(name, tree, _release(tree), time.monotonic() - t0, added)
+
+
+def built_kernels(root: Path | None = None) -> list[KernelBuild]:
+    """Every finished build in the cache, newest first (a name may have older builds:
+    another compiler or profile text)."""
+    root = root or kernels_dir()
+    found = []
+    for done in root.glob(f"*/{DONE}") if root.is_dir() else ():
+        tree = done.parent
+        found.append((done.stat().st_mtime, KernelBuild(done.read_text().strip() or tree.name, tree, _release(tree), 0.0)))
+    return [b for _, b in sorted(found, key=lambda x: -x[0])]
+
+
+def find_built(name: str, root: Path | None = None) -> KernelBuild | None:
+    """The newest finished build called `name` ('debug-6.1'), or None."""
+    return next((b for b in built_kernels(root) if b.name == name), None)
 
 
 def _release(tree: Path) -> str:

@@ -16,7 +16,8 @@ from dbgscaffold.errors import UserError
 from dbgscaffold.lab.engine import Outcome
 from dbgscaffold.lab.grade import csv_text, extract, find_submissions, merge_docs, report_doc, shard, student_doc, workflow_yaml
 from dbgscaffold.lab.manifest import find_lab
-from dbgscaffold.lab.run import crash_offset, plan, run_script, score
+from dbgscaffold.lab.run import plan, run_script, score
+from dbgscaffold.runner.decode import module_frames
 from dbgscaffold.runner.model import BuildFailure, CheckResult, Status, TestRun
 from dbgscaffold.vm.crash import CrashReport
 
@@ -182,8 +183,9 @@ def test_submissions_are_directories_and_tarballs_named_after_students(tmp_path)
         find_submissions(tmp_path)
 
 
-def test_crash_offset_prefers_the_faulting_rip():
+def test_module_frames_know_the_faulting_rip_and_the_guesses():
     rep = CrashReport("null", "t", "h", "Call Trace:\n c_write+0x40/0x90 [mydebug]\nRIP: 0010:c_write+0x1d/0x90 [mydebug]\n", 1, True, "c_write", "mydebug")
-    assert crash_offset(rep) == (0x1D, True)
-    rep2 = CrashReport("warn", "t", "h", " ? foo+0x1/0x2\n c_read+0x2a/0x90 [mydebug]\n", 1, False, "c_read", "mydebug")
-    assert crash_offset(rep2) == (0x2A, False)
+    frames = module_frames(rep.excerpt, ["mydebug"])
+    assert [(f.function, f.offset, f.exact) for f in frames] == [("c_write", 0x40, False), ("c_write", 0x1D, True)]
+    rep2 = CrashReport("warn", "t", "h", " ? foo+0x1/0x2 [other]\n ? c_read+0x3/0x90 [mydebug]\n c_read+0x2a/0x90 [mydebug]\n", 1, False, "c_read", "mydebug")
+    assert [(f.offset, f.reliable) for f in module_frames(rep2.excerpt, ["mydebug"])] == [(0x3, False), (0x2A, True)]

@@ -112,6 +112,12 @@ def test_a_null_dereference_in_the_write_handler_is_a_crash_in_that_check(series
     assert "D" in run["taint"]["letters"]
     assert "in check" in run["verdict"] and "textbuf_write" in output
     assert "<error" in (tmp_path / f"broken-{series}.xml").read_text()
+    # decoded from the unstripped .ko's DWARF: the faulting line dereferences the NULL tb
+    frames = [f for f in run["crashes"][0]["frames"] if f["exact"]]
+    assert frames and frames[0]["file"] == "broken_debugfs.c" and frames[0]["function"] == "textbuf_write", run["crashes"][0]["frames"]
+    written = source.read_text().splitlines()
+    assert "tb->" in frames[0]["source"] and written[frames[0]["line"] - 1].strip() == frames[0]["source"]
+    assert f"broken_debugfs.c:{frames[0]['line']} (textbuf_write): {frames[0]['source']}" in output
 
 
 def test_an_init_that_never_returns_is_a_timeout_on_the_host_too(series, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..runner.execute import RunOptions, RunRequest, run
 from ..runner.model import TestRun
 from .manifest import Lab
-from .run import LabChecks, PlannedCheck, Score, first_crash, lab_guest_files, lab_plan, locate_crash, score
+from .run import LabChecks, PlannedCheck, Score, lab_guest_files, lab_plan, locate_crash, score
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,16 @@ def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool,
         lab_checks = LabChecks(lab, hidden, Path(tmp) / "kos")
         (Path(tmp) / "kos").mkdir()
         requests = [RunRequest(name, Path(p), lab_checks) for name, p in projects]
-        options = RunOptions(timeout, check_timeout, accel, jobs, snapshot, keep_logs, shared, Path(tmp) / "builds")
+        options = RunOptions(timeout, check_timeout, accel, jobs, snapshot, keep_logs, shared)
         out = []
-        for (name, project), (outcome, prep) in zip(projects, run(requests, pair, options, on_line)):
+        for (name, project), (outcome, _) in zip(projects, run(requests, pair, options, on_line)):
             errors: tuple[str, ...] = ()
             where = ""
             if outcome.build_failure is not None:
                 errors = outcome.build_failure.relative()
                 outcome = replace(outcome, verdict=f"build failed: {errors[0] if errors else outcome.build_failure.message}")
-            elif outcome.crashes and prep is not None and prep.built is not None:
-                loc = locate_crash(first_crash(outcome), Path(project), prep.built.modules[0].debug_ko)
+            elif outcome.crashes:
+                loc = locate_crash(outcome, Path(project))
                 where = str(loc) if loc else ""
             result = Outcome(name, pair.release, score(lab, checks, outcome, where), outcome, errors)
             out.append(result)

@@ -1,17 +1,15 @@
 """A lab run: the payload (task-0 load/unload around the lab's checks), the
 scores of a TestRun per task, and where a crash happened in the student's code.
 
-Pure: plan(), run_script(), score(), crash_offset(). Edges: LabChecks.prepare() (kbuild,
-strip), locate_crash() (objdump, addr2line on the unstripped .ko).
+Pure: plan(), run_script(), score(), locate_crash() (from the frames the runner decoded).
+Edge: LabChecks.prepare() (kbuild, strip).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -286,42 +284,20 @@ class SourceLocation:
         return f"{self.file}:{self.line} ({self.function}{todo})"
 
 
-def crash_offset(report) -> tuple[int, bool] | None:
-    """(offset of the crash in report.function, is it the faulting RIP) from the excerpt."""
-    fn = re.escape(report.function)
-    m = re.search(rf"RIP: [0-9a-f]{{4}}:{fn}\+0x([0-9a-f]+)/0x[0-9a-f]+", report.excerpt)
-    if m:
-        return int(m.group(1), 16), True
-    m = re.search(rf"\b{fn}\+0x([0-9a-f]+)/0x[0-9a-f]+", report.excerpt)
-    return (int(m.group(1), 16), False) if m else None
-
-
-def locate_crash(report, project: Path, ko_debug: Path) -> SourceLocation | None:
-    """The student's FILE:LINE of a crash in their module, with the TODO it falls in."""
-    if report is None or not report.function or not ko_debug.is_file():
+def locate_crash(run: TestRun, project: Path) -> SourceLocation | None:
+    """The student's FILE:LINE of the crash charged to their module (the runner decoded
+    its frames), with the TODO it falls in: the faulting line, else the first sure frame."""
+    report = first_crash(run)
+    if report is None or not report.function:
         return None
-    found = crash_offset(report)
-    if found is None or not shutil.which("objdump") or not shutil.which("addr2line"):
+    frames = run.frames[run.crashes.index(report)] if len(run.frames) == len(run.crashes) else ()
+    decoded = [f for f in frames if f.file and f.reliable]
+    frame = next((f for f in decoded if f.exact), decoded[0] if decoded else None)
+    if frame is None:
         return None
-    offset, exact = found
-    try:
-        table = subprocess.run(["objdump", "-t", str(ko_debug)], capture_output=True, text=True, timeout=30, check=False).stdout
-        sym = re.search(rf"^([0-9a-f]+) .{{6}}F (\S+)\s+[0-9a-f]+ {re.escape(report.function)}$", table, re.M)
-        if sym is None:
-            return None
-        address = int(sym.group(1), 16) + offset - (0 if exact else 1)
-        out = subprocess.run(["addr2line", "-e", str(ko_debug), "-j", sym.group(2), hex(address)],
-                             capture_output=True, text=True, timeout=30, check=False).stdout.strip().splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.match(r"^(.*):(\d+)", out[0]) if out else None
-    if m is None or m.group(1) == "??":
-        return None
-    name, line = Path(m.group(1)).name, int(m.group(2))
-    source = next((p for p in sorted(project.rglob(name)) if p.is_file()), None)
-    rel = str(source.relative_to(project)) if source else name
-    region = todo_at(source.read_text(errors="replace"), line) if source else None
-    return SourceLocation(rel, line, report.function, region)
+    source = Path(project) / frame.file
+    region = todo_at(source.read_text(errors="replace"), frame.line) if source.is_file() else None
+    return SourceLocation(frame.file, frame.line, frame.function, region)
 
 
 def first_crash(run):

@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +35,7 @@ from ..vm.session import AgentVM, GuestDidNotStart, PayloadRun
 from ..vm.snapshot import SnapshotStore
 from .build import BuildFailed, Built
 from .checks import guest_files as check_files
+from .decode import decode, module_frames
 from .judge import judge
 from .model import BuildFailure, TestRun
 
@@ -77,7 +78,6 @@ class RunOptions:
     snapshot: bool | SnapshotStore = True  # restore (and save) the booted guest
     keep_logs: Path | None = None
     guest_files: Sequence[FileSpec] = ()  # baked into the agent initramfs (big files every run shares)
-    workdir: Path | None = None  # where builds go (request i in workdir/i); None: a temporary directory gone after run()
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,15 @@ def failure_of_error(release: str, project: Path, exc: UserError) -> BuildFailur
     return BuildFailure(release, Path(project), lines[0], lines=tuple(lines), exit_code=exc.exit_code)
 
 
+def with_frames(run: TestRun, prep: Prepared, project: Path) -> TestRun:
+    """`run` with each crash report's module frames decoded to the project's source lines."""
+    if not run.crashes or prep.built is None:
+        return run
+    kos = {m.name: m.debug_ko for m in prep.built.modules}
+    frames = tuple(tuple(decode(module_frames(c.excerpt, list(kos)), kos, Path(project).resolve())) for c in run.crashes)
+    return replace(run, frames=frames)
+
+
 def _dirty(pr: PayloadRun) -> bool:
     """Can the next module use this guest? Not after a death, a module left
     loaded (the next insmod of the same name would fail) or a failing taint."""
@@ -130,8 +139,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
         on_line: Callable[[int, str], None] | None = None) -> list[tuple[TestRun, Prepared | None]]:
     """Every request on `pair` in as few boots as possible; one (TestRun, Prepared or
     None after a build failure) per request, in order. `on_line(i, line)` sees each
-    KTAP line of request i as it arrives. A Prepared's files (e.g. the unstripped
-    .ko) outlive run() only under options.workdir."""
+    KTAP line of request i as it arrives. A crash's module frames are decoded here,
+    while the unstripped .ko files exist (they go with run()'s scratch directory)."""
     vm_setup = machine_for(pair, options.accel, options.guest_files)
     snapshot = options.snapshot
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
@@ -169,8 +178,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
             return start_vm(number, timeout)
 
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp, ThreadPoolExecutor(max_workers=jobs) as builder:
-        where = Path(options.workdir) if options.workdir is not None else Path(tmp)
-        built = [builder.submit(r.checks.prepare, r.project, pair, where / str(i), options.check_timeout)
+        built = [builder.submit(r.checks.prepare, r.project, pair, Path(tmp) / str(i), options.check_timeout)
                  for i, r in enumerate(requests)]
 
         def worker(number: int) -> None:
@@ -196,9 +204,10 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                             on_line(i, line)
                     pr = vm.run(prep.payload, timeout, line_of_i)
                     boot_note = "; ".join(x for x in (vm_setup.image_note, pr.boot.note) if x)
-                    results[i] = (judge(prep.module, list(prep.names), pr.result, pair.release, vm_setup.accel.accel,
-                                        vm_setup.accel.reason, vm_setup.image_kind, prep.build_seconds, prep.pack_seconds,
-                                        boot=pr.boot.kind, boot_note=boot_note), prep)
+                    judged = judge(prep.module, list(prep.names), pr.result, pair.release, vm_setup.accel.accel,
+                                   vm_setup.accel.reason, vm_setup.image_kind, prep.build_seconds, prep.pack_seconds,
+                                   boot=pr.boot.kind, boot_note=boot_note)
+                    results[i] = (with_frames(judged, prep, requests[i].project), prep)
                     if _dirty(pr):
                         vm.finish()
                         vm = None

@@ -44,6 +44,13 @@ def resolve(kernel: str | None, all_kernels: bool = False, headers: Path | None 
         if not scan.pairs:
             images.default_pair()  # raises with the details and the fix
         return list(scan.pairs), f"all kernels: {', '.join(p.release for p in scan.pairs)}"
+    if kernel and not looks_like_path(kernel):
+        from ..kernel_build import find_built
+
+        built = find_built(kernel)
+        if built is not None:  # a kernel `dbgscaffold kernel build` made: its short name
+            pair = kernel_tree(built.tree)
+            return [pair], f"using {pair.release}: the {built.name} kernel built by dbgscaffold ({built.tree})"
     if kernel and looks_like_path(kernel):
         pair = kernel_tree(Path(kernel))
         remember_tree(pair)
@@ -97,15 +104,16 @@ def remember_tree(pair: KernelPair) -> None:
 
 
 def remembered_trees() -> list[tuple[Path, str]]:
-    """(tree, its release or why it is gone) of every tree --kernel PATH was given."""
+    """(tree, its release) of every tree --kernel PATH was given that is still there."""
     try:
         known = json.loads(_remembered_file().read_text())
     except (OSError, ValueError):
         return []
     out = []
-    for tree, release in sorted(known.items()) if isinstance(known, dict) else ():
+    for tree in sorted(known) if isinstance(known, dict) else ():
         now = images.headers_release(Path(tree))
-        out.append((Path(tree), str(release) if now == release else f"gone (was {release})" if now is None else str(now)))
+        if now is not None:
+            out.append((Path(tree), now))
     return out
 
 

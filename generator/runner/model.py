@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..kbuild import Diagnostic
 from ..vm import crash
+from .decode import Frame
 
 
 class Status(enum.StrEnum):
@@ -116,6 +117,7 @@ class TestRun:
     boot: str = ""  # "snapshot" (a saved guest restored) or "fresh"
     boot_note: str = ""  # what happened to the snapshot
     build_failure: BuildFailure | None = None
+    frames: tuple[tuple[Frame, ...], ...] = ()  # per crash report: its frames in the modules under test, decoded
 
 
     @property

@@ -95,7 +95,11 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                     }
                     for c in r.checks
                 ],
-                "crashes": [{"kind": x.kind, "title": x.title, "check": x.check, "line": x.line} for x in r.crashes],
+                "crashes": [{"kind": x.kind, "title": x.title, "check": x.check, "line": x.line,
+                             "frames": [{"function": f.function, "offset": f.offset, "module": f.module, "exact": f.exact,
+                                         "reliable": f.reliable, "file": f.file or None, "line": f.line or None, "source": f.source or None}
+                                        for f in (r.frames[i] if i < len(r.frames) else ())]}
+                            for i, x in enumerate(r.crashes)],
                 "build_failure": None if r.build_failure is None else {
                     "message": r.build_failure.message, "lines": list(r.build_failure.lines), "notes": list(r.build_failure.notes)},
                 "qemu_argv": list(r.argv),
@@ -164,10 +168,15 @@ def print_run(run: TestRun, console) -> None:
             note += f"\n[red]{escape(c.crash.title)}[/red]"
         table.add_row(str(c.number), escape(c.name) + note, f"[{style}]{c.status}[/{style}]", "" if c.seconds is None else f"{c.seconds:.2f}")
     console.print(table)
-    for rep in run.crashes:
+    for i, rep in enumerate(run.crashes):
         where = f"check {rep.check}" if rep.check else "outside any check"
         console.print(f"[bold red]{escape(rep.title)}[/bold red] ({where}):")
         console.print(escape(rep.excerpt), highlight=False)
+        decoded = [f for f in (run.frames[i] if i < len(run.frames) else ()) if f.file]
+        if decoded:
+            console.print("[bold]in your code:[/bold]")
+            for f in decoded:
+                console.print(f"  {escape(str(f))}" + ("" if f.reliable else "  (? an unreliable frame)"), highlight=False)
     timing = f"build {run.build_seconds:.1f} s, pack {run.pack_seconds:.2f} s, checks {run.wall_seconds:.1f} s"
     if run.boot_seconds:
         timing += f", {'restore' if run.boot == 'snapshot' else 'boot'} {run.boot_seconds:.2f} s"

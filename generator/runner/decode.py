@@ -1,0 +1,111 @@
+"""A kernel report's frames in the modules under test, decoded to file:line and the source line.
+
+A report names a module frame as `func+0xOFF/0xSIZE [module]` (the faulting
+`RIP: 0010:` line, and each call-trace line; `? ` marks a guess). The symbol's
+address in the unstripped .ko (objdump -t, with its section: init code lives in
+.init.text) plus the offset is where it happened; addr2line reads the line from
+the .ko's DWARF. A return address (a call-trace frame) points after its call,
+so one byte back lands in the call itself. The DWARF names the file as it was
+compiled, in dbgscaffold's build tree: the project's own file of the same
+relative path is shown instead.
+
+Pure: module_frames(). Edge: decode() (objdump, addr2line, reads the sources).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+_FRAME = re.compile(r"(?P<rip>RIP: [0-9a-f]{4}:)?(?P<guess>\? )?(?P<func>[A-Za-z_][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x[0-9a-f]+ \[(?P<mod>\w+)\]")
+_SYMBOL = re.compile(r"^([0-9a-f]+) .{7} (\S+)\s+[0-9a-f]+ (\S+)$", re.M)
+
+
+@dataclass(frozen=True)
+class Frame:
+    function: str
+    offset: int
+    module: str
+    exact: bool  # the faulting instruction (RIP), not a return address
+    reliable: bool = True  # not a '? ' guess of the unwinder
+    file: str = ""  # relative to the project when it is one of its files
+    line: int = 0
+    source: str = ""  # that line of the file, stripped
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file else f"{self.function}+{self.offset:#x} [{self.module}]"
+        return f"{where} ({self.function})" + (f": {self.source}" if self.source else "")
+
+
+def module_frames(excerpt: str, modules: Sequence[str] = ()) -> list[Frame]:
+    """The frames of `excerpt` in `modules` (all modules when empty), in order, each once."""
+    out: list[Frame] = []
+    for m in _FRAME.finditer(excerpt):
+        if modules and m["mod"] not in modules:
+            continue
+        frame = Frame(m["func"], int(m["off"], 16), m["mod"], exact=bool(m["rip"]), reliable=not m["guess"])
+        if not any((f.function, f.offset, f.module, f.exact) == (frame.function, frame.offset, frame.module, frame.exact) for f in out):
+            out.append(frame)
+    return out
+
+
+def _symbols(ko: Path) -> dict[str, tuple[int, str]]:
+    """{function: (address, section)} of the .ko's function symbols."""
+    table = subprocess.run(["objdump", "-t", str(ko)], capture_output=True, text=True, timeout=30, check=False).stdout
+    return {name: (int(addr, 16), section) for addr, section, name in _SYMBOL.findall(table)}
+
+
+def _line(ko: Path, section: str, address: int) -> tuple[str, int]:
+    out = subprocess.run(["addr2line", "-e", str(ko), "-j", section, hex(address)], capture_output=True, text=True,
+                         timeout=30, check=False).stdout.strip().splitlines()
+    m = re.match(r"^(.*?):(\d+)", out[0]) if out else None
+    return (m[1], int(m[2])) if m and m[1] != "??" else ("", 0)
+
+
+def _in_project(path: str, project: Path | None) -> Path | None:
+    """The project's file for a path the DWARF names: its longest tail that exists there."""
+    if project is None or not path:
+        return None
+    parts = Path(path).parts
+    for i in range(1, len(parts)):  # longest first: user/x.c before x.c
+        candidate = project.joinpath(*parts[i:])
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def decode(frames: Sequence[Frame], kos: Mapping[str, Path], project: Path | None = None) -> list[Frame]:
+    """Each frame with its file, line and source line where the module's unstripped
+    .ko (`kos[module]`) has DWARF for it; the others as they were."""
+    if not frames or not shutil.which("objdump") or not shutil.which("addr2line"):
+        return list(frames)
+    symbols: dict[str, dict[str, tuple[int, str]]] = {}
+    out = []
+    for f in frames:
+        ko = kos.get(f.module)
+        if ko is None or not Path(ko).is_file():
+            out.append(f)
+            continue
+        try:
+            if f.module not in symbols:
+                symbols[f.module] = _symbols(Path(ko))
+            if f.function not in symbols[f.module]:
+                out.append(f)
+                continue
+            address, section = symbols[f.module][f.function]
+            file, line = _line(Path(ko), section, address + f.offset - (0 if f.exact else 1))
+        except (OSError, subprocess.SubprocessError):
+            out.append(f)
+            continue
+        found = _in_project(file, project)
+        shown, source = file, ""
+        if found is not None and project is not None:
+            shown = str(found.relative_to(project))
+            lines = found.read_text(errors="replace").splitlines()
+            source = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+        out.append(replace(f, file=shown, line=line, source=source))
+    return out
