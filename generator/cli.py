@@ -329,7 +329,11 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
               default=None, help="Seconds one check may take inside the guest (default: a third of --timeout, at most 20).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="VMs side by side when testing several modules.")
 @click.option("--fresh-boot", is_flag=True, help="Boot the kernel every time: neither use nor save the VM snapshot.")
-def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot) -> None:
+@click.option("--sanitize", is_flag=True,
+              help="Boot with the memory debugging the kernel has but leaves off: slub_debug=FZPU, page_poison=1, init_on_free=1, "
+                   "KFENCE sampling (the report header names what was active).")
+def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot,
+         sanitize) -> None:
     """Build the modules in each of DIRECTORIES (default: .), run them in a QEMU VM
     and check them.
 
@@ -384,7 +388,7 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
                         status.update(text)
 
                 options = RunOptions(timeout, check_timeout if check_timeout else min(20.0, timeout / 3), accel, jobs,
-                                     not fresh_boot, logs)
+                                     not fresh_boot, logs, sanitize=sanitize)
                 batch = run_tests(projects, pair, options, STRESS_SECONDS if stress else 0.0, on_line)
             for one in batch:
                 if one.build_failure is not None:

@@ -180,3 +180,14 @@ def tiny_kernel():
         return build_kernel(source_for("6.1"))
     except UserError as exc:
         pytest.fail(f"the test kernel did not build: {exc}")
+
+
+@pytest.fixture(scope="session")
+def debug_kernel(tiny_kernel):
+    """The `debug` kernel (KASAN, lockdep, kmemleak, UBSAN), built once per run through
+    `dbgscaffold kernel build` itself (~4 minutes on 2 cores); its short name."""
+    r = run_cli("kernel", "build", "--source", "6.1")
+    if r.exit_code != 0:
+        pytest.fail(f"dbgscaffold kernel build failed (exit {r.exit_code}):\n{r.output}")
+    assert "debug-6.1: " in r.stdout and "check-config added: CONFIG_SLUB=y" in r.stdout or "already built" in r.stdout, r.output
+    return "debug-6.1"

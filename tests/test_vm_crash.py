@@ -343,3 +343,15 @@ def test_a_warning_in_a_core_helper_names_the_module_that_called_it():
     assert (r.kind, r.title, r.function, r.module) == ("warning", "WARNING in overrun_cmd_write [overrun]", "overrun_cmd_write", "overrun")
     (core,) = classify(COPY_OVERFLOW.replace(" [overrun]", ""))
     assert core.title == "WARNING in __copy_overflow" and core.module == ""
+
+
+def test_slub_debug_reports_a_use_after_free_on_a_stock_kernel():
+    """6.12 booted with slub_debug=FZPU (dbgscaffold test --sanitize), a module that writes to
+    kfree'd memory in its init: SLUB finds the poison overwritten when the slab is next checked."""
+    log = (DATA / "6.12-slub-uaf.log").read_text()
+    reports = crash.classify(log)
+    first = reports[0]
+    assert first.kind == "slub" and first.title.startswith("SLUB: Object corrupt (kmalloc-64)"), first.title
+    assert "Allocated in" in first.excerpt and "Freed in" in first.excerpt and "object_err" not in first.title
+    assert first.check == "2"  # found during the next check, not the one that wrote
+    assert any(r.title.startswith("SLUB: Slab disabled since SLUB metadata consistency check failed") for r in reports)

@@ -7,7 +7,7 @@ DWARF, for decoding a crash). The load order follows kbuild's modules.order, mov
 so that a module comes after every module of the build it depends on (modinfo
 `depends`). A failure raises BuildFailed, carrying the one BuildFailure shape.
 
-Pure: modinfo_fields(), load_order(), failure_of(). Edge: build_modules().
+Pure: modinfo_fields(), load_order(), failure_of(). Edges: build_modules(), dwarf_args().
 """
 
 from __future__ import annotations
@@ -106,6 +106,16 @@ def usage_failure(release: str, project: Path, message: str) -> BuildFailure:
 # ---------------------------------------------------------------- kbuild (edge)
 
 
+def dwarf_args(kdir: Path) -> tuple[str, ...]:
+    """make arguments that give the modules DWARF (for decoding a crash to a line) when the
+    kernel's own config does not: a tinyconfig-based kernel builds them without -g."""
+    try:
+        config = (Path(kdir) / ".config").read_text(errors="replace")
+    except OSError:
+        return ()
+    return () if "\nCONFIG_DEBUG_INFO=y" in config else ("KCFLAGS=-g",)
+
+
 def _modules_order(tree: Path) -> list[str]:
     """Module file stems as kbuild lists them (6.1 writes NAME.ko, 6.2+ NAME.o)."""
     try:
@@ -137,7 +147,7 @@ def build_modules(project: Path, kdir: Path, release: str, out_dir: Path, wanted
         raise BuildFailed(usage_failure(release, project, str(exc))) from None
     out_dir = Path(out_dir)
     (out_dir / "debug").mkdir(parents=True, exist_ok=True)
-    with incremental_build(project, kdir) as (tree, result):
+    with incremental_build(project, kdir, dwarf_args(kdir)) as (tree, result):
         kos = {p.stem: p for p in sorted(tree.rglob("*.ko"))}
         if not result.ok or not kos:
             raise BuildFailed(failure_of(release, result, project))

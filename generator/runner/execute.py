@@ -36,6 +36,7 @@ from ..vm.snapshot import SnapshotStore
 from .build import BuildFailed, Built
 from .checks import guest_files as check_files
 from .decode import decode, module_frames
+from .detectors import config_of, detectors
 from .judge import judge
 from .model import BuildFailure, TestRun
 
@@ -78,6 +79,7 @@ class RunOptions:
     snapshot: bool | SnapshotStore = True  # restore (and save) the booted guest
     keep_logs: Path | None = None
     guest_files: Sequence[FileSpec] = ()  # baked into the agent initramfs (big files every run shares)
+    sanitize: bool = False  # boot with the memory debugging a stock kernel can switch on (detectors.py)
 
 
 @dataclass(frozen=True)
@@ -88,18 +90,22 @@ class GuestSetup:
     accel: AccelChoice
     image_kind: str  # "pvh-elf" or "bzimage"
     image_note: str = ""  # why the bzImage (a fallback), for the report
+    detectors: tuple[str, ...] = ()  # what watches for memory and locking bugs
+    sanitize: bool = False  # the kernel arguments of --sanitize are in the machine's
 
 
-def machine_for(pair: KernelPair, accel: str = "auto", guest_files: Sequence[FileSpec] = ()) -> GuestSetup:
+def machine_for(pair: KernelPair, accel: str = "auto", guest_files: Sequence[FileSpec] = (), sanitize: bool = False) -> GuestSetup:
     """The agent VM for `pair`: the check library and the discovery scripts in its
     initramfs, plus `guest_files` (big, shared files such as staprun and its
-    libraries: the UART moves only ~30 KB/s)."""
+    libraries: the UART moves only ~30 KB/s); with `sanitize`, the kernel arguments
+    that switch on its memory debugging."""
     choice = probe_accel(accel)
     image = boot_image(pair.image, pair.release)
     library, *scripts = check_files()
     initrd = agent_initramfs(library, [*scripts, *guest_files])
-    return GuestSetup(fast_machine(image.path, initrd, accel=choice.accel), choice, image.kind,
-                      image.note if image.kind == "bzimage" else "")
+    watching = detectors(config_of(pair), sanitize)
+    return GuestSetup(fast_machine(image.path, initrd, watching.append, accel=choice.accel), choice, image.kind,
+                      image.note if image.kind == "bzimage" else "", watching.names, sanitize)
 
 
 def _bzimage_instead(pair: KernelPair, setup: GuestSetup, exc: GuestDidNotStart, guest_files: Sequence[FileSpec]) -> GuestSetup | None:
@@ -109,7 +115,7 @@ def _bzimage_instead(pair: KernelPair, setup: GuestSetup, exc: GuestDidNotStart,
     if setup.image_kind != "pvh-elf" or exc.reached_init or not exc.exited or images.pvh_entry_of(pair.image):
         return None  # not a PVH boot of an extracted vmlinux, or the kernel got as far as /init
     images.mark_pvh_unbootable(pair.image, "the guest ended before /init ran", pair.release)
-    return machine_for(pair, setup.accel.accel, guest_files)
+    return machine_for(pair, setup.accel.accel, guest_files, setup.sanitize)
 
 
 def failure_of_error(release: str, project: Path, exc: UserError) -> BuildFailure:
@@ -141,7 +147,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
     None after a build failure) per request, in order. `on_line(i, line)` sees each
     KTAP line of request i as it arrives. A crash's module frames are decoded here,
     while the unstripped .ko files exist (they go with run()'s scratch directory)."""
-    vm_setup = machine_for(pair, options.accel, options.guest_files)
+    vm_setup = machine_for(pair, options.accel, options.guest_files, options.sanitize)
     snapshot = options.snapshot
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
     jobs = max(1, min(options.jobs, len(requests)))
@@ -207,7 +213,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                     judged = judge(prep.module, list(prep.names), pr.result, pair.release, vm_setup.accel.accel,
                                    vm_setup.accel.reason, vm_setup.image_kind, prep.build_seconds, prep.pack_seconds,
                                    boot=pr.boot.kind, boot_note=boot_note)
-                    results[i] = (with_frames(judged, prep, requests[i].project), prep)
+                    results[i] = (replace(with_frames(judged, prep, requests[i].project), detectors=vm_setup.detectors), prep)
                     if _dirty(pr):
                         vm.finish()
                         vm = None

@@ -118,6 +118,7 @@ class TestRun:
     boot_note: str = ""  # what happened to the snapshot
     build_failure: BuildFailure | None = None
     frames: tuple[tuple[Frame, ...], ...] = ()  # per crash report: its frames in the modules under test, decoded
+    detectors: tuple[str, ...] = ()  # what watched for memory and locking bugs (runner.detectors)
 
 
     @property

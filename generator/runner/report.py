@@ -79,6 +79,7 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                 "boot": r.boot,
                 "boot_note": r.boot_note,
                 "boot_seconds": r.boot_seconds,
+                "detectors": list(r.detectors),
                 "vm_seconds": r.wall_seconds,
                 "build_seconds": r.build_seconds,
                 "pack_seconds": r.pack_seconds,
@@ -150,7 +151,8 @@ def print_run(run: TestRun, console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{run.module} on {run.release} ({run.accel})", title_justify="left")
+    watching = f"; {', '.join(run.detectors)}" if run.detectors else "; no memory or lock debugging"
+    table = Table(title=f"{run.module} on {run.release} ({run.accel}{watching})", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("check")
     table.add_column("result")

@@ -64,6 +64,9 @@ CRASH_PATTERNS: tuple[CrashPattern, ...] = (
     _p("paging", r"Unable to handle kernel (NULL pointer dereference|paging request)", "Unable to handle kernel {m1}", True),
     _p("sleep-in-atomic", r"BUG: (sleeping function called from invalid context|scheduling while atomic)", "BUG: {m1}", False, _STACK_END),
     _p("bad-page", r"BUG: Bad (page|rss)[ -]\w+", "BUG: Bad page state", False, _STACK_END),
+    # slub_debug (dbgscaffold test --sanitize): "BUG kmalloc-64 (Tainted: ...): Object corrupt", found
+    # when the slab is next checked; "FIX kmalloc-64: Restoring ..." ends it.
+    _p("slub", r"^BUG ([\w.-]+) \((?:Not tainted|Tainted:[^)]*)\): (.+)$", "SLUB: {m2} ({m1})", False, r"^FIX [\w.-]+: "),
     _p("bug", r"BUG: (.+?)(?: at .*)?$", "BUG: {m1}", False),
     _p("kernel-bug", r"kernel BUG at (\S+?)!?$", "kernel BUG at {m1}", True),
     _p("warning", r"WARNING: (?:CPU: \d+ PID: \d+ at (\S+) |)(.*)", "WARNING", False),
@@ -78,7 +81,9 @@ _GENERIC_FRAMES = re.compile(
     r"^(?:__?)?(?:dump_stack|dump_stack_lvl|panic|__warn|warn_slowpath\w*|report_bug|handle_bug|exc_\w+|"
     r"asm_exc_\w+|do_trap|do_error_trap|delay_tsc|__const_udelay|__udelay|__delay|\w*mdelay|"
     r"do_one_initcall|do_init_module|\w*finit_module|\w*init_module\w*|do_syscall_64|"
-    r"entry_SYSCALL\w*|schedule\w*|__schedule|msleep|__pfx_\w+)$"
+    r"entry_SYSCALL\w*|schedule\w*|__schedule|msleep|__pfx_\w+|"
+    r"object_err|slab_err|slab_bug|print_trailer|check_bytes_and_report|check_object|\w+_debug_processing|"
+    r"__slab_free|___slab_alloc|__slab_alloc\w*)$"
 )
 _FRAME = re.compile(r"^\s*(\?\s+)?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(\w+)\])?")
 _RIP = re.compile(r"^(?:RIP: [0-9a-f]{4}:|pc : |PC is at )([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(\w+)\])?")
