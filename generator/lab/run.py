@@ -291,7 +291,7 @@ def locate_crash(run: TestRun, project: Path) -> SourceLocation | None:
     if report is None or not report.function:
         return None
     frames = run.frames[run.crashes.index(report)] if len(run.frames) == len(run.crashes) else ()
-    decoded = [f for f in frames if f.file and f.reliable]
+    decoded = [f for f in frames if f.ours and f.reliable]
     frame = next((f for f in decoded if f.exact), decoded[0] if decoded else None)
     if frame is None:
         return None

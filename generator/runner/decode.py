@@ -32,9 +32,10 @@ class Frame:
     module: str
     exact: bool  # the faulting instruction (RIP), not a return address
     reliable: bool = True  # not a '? ' guess of the unwinder
-    file: str = ""  # relative to the project when it is one of its files
+    file: str = ""  # relative to the project when it is one of its files (then `ours`), else as the DWARF says
     line: int = 0
-    source: str = ""  # that line of the file, stripped
+    source: str = ""  # that line of the file, stripped (only for the project's files)
+    ours: bool = False  # the line is in the project's own sources (not an inline from a kernel header)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.file else f"{self.function}+{self.offset:#x} [{self.module}]"
@@ -107,5 +108,5 @@ def decode(frames: Sequence[Frame], kos: Mapping[str, Path], project: Path | Non
             shown = str(found.relative_to(project))
             lines = found.read_text(errors="replace").splitlines()
             source = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-        out.append(replace(f, file=shown, line=line, source=source))
+        out.append(replace(f, file=shown, line=line, source=source, ours=found is not None))
     return out

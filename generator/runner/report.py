@@ -98,7 +98,8 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                 ],
                 "crashes": [{"kind": x.kind, "title": x.title, "check": x.check, "line": x.line,
                              "frames": [{"function": f.function, "offset": f.offset, "module": f.module, "exact": f.exact,
-                                         "reliable": f.reliable, "file": f.file or None, "line": f.line or None, "source": f.source or None}
+                                         "reliable": f.reliable, "file": f.file or None, "line": f.line or None, "source": f.source or None,
+                                         "ours": f.ours}
                                         for f in (r.frames[i] if i < len(r.frames) else ())]}
                             for i, x in enumerate(r.crashes)],
                 "build_failure": None if r.build_failure is None else {
@@ -174,7 +175,7 @@ def print_run(run: TestRun, console) -> None:
         where = f"check {rep.check}" if rep.check else "outside any check"
         console.print(f"[bold red]{escape(rep.title)}[/bold red] ({where}):")
         console.print(escape(rep.excerpt), highlight=False)
-        decoded = [f for f in (run.frames[i] if i < len(run.frames) else ()) if f.file]
+        decoded = [f for f in (run.frames[i] if i < len(run.frames) else ()) if f.ours]
         if decoded:
             console.print("[bold]in your code:[/bold]")
             for f in decoded:
