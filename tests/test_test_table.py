@@ -97,3 +97,17 @@ def test_what_is_no_project_says_what_to_do(tmp_path, files, says):
     with pytest.raises(UserError) as info:
         load_project(write(tmp_path, files))
     assert info.value.exit_code == 2 and says in str(info.value) and "Fix: " in str(info.value)
+
+
+def test_one_params_string_cannot_serve_two_modules(tmp_path):
+    from dbgscaffold.kbuild import BuildResult
+    from dbgscaffold.runner.build import BuildFailed, Built, BuiltModule
+
+    write(tmp_path, {"Kbuild": "obj-m := a.o b.o\n", "dbgscaffold.toml": '[test]\nparams = "x=1"\n'})
+    project = load_project(tmp_path)
+    two = Built(tuple(BuiltModule(n, tmp_path / f"{n}.ko", tmp_path / f"{n}.ko", ()) for n in ("a", "b")), 0.0, BuildResult(0, "", 0.0))
+    with pytest.raises(BuildFailed) as info:
+        project.params(two, "6.1.0-1-amd64")
+    assert info.value.exit_code == 2 and "params is one string, but the build makes 2 modules (a, b)" in str(info.value)
+    assert 'Fix: params = { a = "..." }' in str(info.value)
+    assert project.params(Built(two.modules[:1], 0.0, two.result), "r") == ["x=1"]

@@ -50,6 +50,20 @@ class ModuleProject:
     def warnings(self) -> tuple[Problem, ...]:
         return self.spec.warnings if self.spec is not None else ()
 
+    def params(self, built: Built, release: str) -> list[str]:
+        """Each built module's insmod parameters, in load order; BuildFailed (exit 2) when
+        one [test] params string would have to serve several modules."""
+        out = []
+        for m in built.modules:
+            params = self.test.params_for(m.name, len(built.modules))
+            if params is None:
+                raise BuildFailed(usage_failure(release, self.path, (
+                    f"{self.path / SPEC_FILE}: error: [test] params is one string, but the build makes "
+                    f"{len(built.modules)} modules ({', '.join(x.name for x in built.modules)}). "
+                    f'Fix: params = {{ {built.modules[0].name} = "..." }}, one entry per module that takes parameters.')))
+            out.append(params)
+        return out
+
 
 def load_project(directory: Path) -> ModuleProject:
     """The project in `directory`; a UserError (exit 2) saying what to pass instead
@@ -92,7 +106,8 @@ class ProjectChecks:
         built = build_modules(project, pair.build_dir, pair.release, workdir, self.project.test.modules)
         build_seconds = time.monotonic() - t0
         t0 = time.monotonic()
-        modules = self._guest_modules(built, pair)
+        modules = tuple(checks.GuestModule(m.name, f"{PAYLOAD_ROOT}/{m.ko.name}", params)
+                        for m, params in zip(built.modules, self.project.params(built, pair.release)))
         users = checks.user_checks(project)
         user_guest = tuple(f"{PAYLOAD_ROOT}/user/{p.name}" for p in users)
         run = checks.RunPlan(modules, self.project.spec, self.project.discover, user_guest, self.stress_seconds)
@@ -103,18 +118,6 @@ class ProjectChecks:
             *(FileSpec.from_path(g, p, 0o755) for g, p in zip(user_guest, users)),
         ])
         return Prepared(self.project.name, tuple(c.name for c in plan), payload, build_seconds, time.monotonic() - t0, built)
-
-    def _guest_modules(self, built: Built, pair: KernelPair) -> tuple[checks.GuestModule, ...]:
-        out = []
-        for m in built.modules:
-            params = self.project.test.params_for(m.name, len(built.modules))
-            if params is None:
-                raise BuildFailed(usage_failure(pair.release, self.project.path, (
-                    f"{self.project.path / SPEC_FILE}: error: [test] params is one string, but the build makes "
-                    f"{len(built.modules)} modules ({', '.join(x.name for x in built.modules)}). "
-                    f'Fix: params = {{ {built.modules[0].name} = "..." }}, one entry per module that takes parameters.')))
-            out.append(checks.GuestModule(m.name, f"{PAYLOAD_ROOT}/{m.ko.name}", params))
-        return tuple(out)
 
 
 def request(project: ModuleProject, stress_seconds: float = 0.0) -> RunRequest:

@@ -14,6 +14,6 @@ from .project import ModuleProject
 def module_guest(project: ModuleProject, pair: KernelPair, workdir: Path) -> ShellGuest:
     """Build the project's modules for `pair` (BuildFailed when they do not build)."""
     built = build_modules(project.path, pair.build_dir, pair.release, workdir, project.test.modules)
-    modules = tuple(ShellModule(m.name, m.ko, project.test.params_for(m.name, len(built.modules)) or "") for m in built.modules)
+    modules = tuple(ShellModule(m.name, m.ko, params) for m, params in zip(built.modules, project.params(built, pair.release)))
     root = project.spec.module.root if project.spec is not None else ""
     return ShellGuest(modules, root, library=GUEST_LIB)
