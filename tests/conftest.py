@@ -91,6 +91,17 @@ def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     return CliResult(result.exit_code, result.stdout, result.stderr, exc)
 
 
+def run_json(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+    """`dbgscaffold test ARGS --json`: (exit code, the JSON report or {}, the output)."""
+    import json
+
+    report = tmp_path / "report.json"
+    report.unlink(missing_ok=True)
+    r = run_cli("test", *args, "--json", str(report))
+    assert r.exception is None, repr(r.exception)
+    return r.exit_code, json.loads(report.read_text()) if report.exists() else {}, r.output
+
+
 @pytest.fixture
 def cli_run():
     return run_cli

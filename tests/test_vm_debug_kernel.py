@@ -7,26 +7,17 @@ The module is tests/data/handwritten/uaf: its init writes to memory it has just 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_json
 from test_vm_module import series  # noqa: F401 - a fixture: each Debian kernel
 
 pytestmark = pytest.mark.slow
 
 UAF = Path(__file__).resolve().parent / "data" / "handwritten" / "uaf"
-
-
-def run_json(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
-    report = tmp_path / "report.json"
-    report.unlink(missing_ok=True)
-    r = run_cli("test", *args, "--json", str(report))
-    assert r.exception is None, repr(r.exception)
-    return r.exit_code, json.loads(report.read_text()) if report.exists() else {}, r.output
 
 
 def test_the_debug_kernel_catches_a_use_after_free_and_names_its_line(debug_kernel, tmp_path):

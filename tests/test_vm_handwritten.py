@@ -10,13 +10,12 @@ right exit code and says why.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_json
 from test_vm_module import series  # noqa: F401 - a fixture: each Debian kernel, skipped (or failed in CI) when missing
 
 pytestmark = pytest.mark.slow
@@ -28,13 +27,6 @@ def copy(name: str, tmp_path: Path) -> Path:
     dest = tmp_path / name
     shutil.copytree(FIXTURES / name, dest)
     return dest
-
-
-def run_json(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
-    report = tmp_path / "report.json"
-    r = run_cli("test", *args, "--json", str(report))
-    assert r.exception is None, repr(r.exception)
-    return r.exit_code, json.loads(report.read_text()) if report.exists() else {}, r.output
 
 
 def subtests(run: dict, prefix: str) -> dict[str, str]:

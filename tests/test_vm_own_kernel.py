@@ -10,27 +10,18 @@ crash on a kernel without ACPI still ends its VM at once.
 
 from __future__ import annotations
 
-import json
 import shutil
 import struct
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_json
 from dbgscaffold.vm import images
 
 pytestmark = pytest.mark.slow
 
 HANDWRITTEN = Path(__file__).resolve().parent / "data" / "handwritten"
-
-
-def run_json(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
-    report = tmp_path / "report.json"
-    report.unlink(missing_ok=True)
-    r = run_cli("test", *args, "--json", str(report))
-    assert r.exception is None, repr(r.exception)
-    return r.exit_code, json.loads(report.read_text()) if report.exists() else {}, r.output
 
 
 def test_generated_and_hand_written_modules_pass_on_a_kernel_built_here(tiny_kernel, tmp_path):
