@@ -355,3 +355,14 @@ def test_slub_debug_reports_a_use_after_free_on_a_stock_kernel():
     assert "Allocated in" in first.excerpt and "Freed in" in first.excerpt and "object_err" not in first.title
     assert first.check == "2"  # found during the next check, not the one that wrote
     assert any(r.title.startswith("SLUB: Slab disabled since SLUB metadata consistency check failed") for r in reports)
+
+
+@pytest.mark.parametrize("n, kind, title", [
+    (1, "sleep-in-atomic", "BUG: sleeping function called from invalid context in locks_init [locks]"),
+    (2, "lockdep", "possible deadlock in locks_init [locks]"),
+    (3, "lockdep", "lock held when returning to user space"),
+])
+def test_lockdep_and_atomic_sleep_reports_on_the_debug_kernel(n, kind, title):
+    reports = classify((DATA / f"debug-6.1-locks-{n}.log").read_text())
+    assert reports and (reports[0].kind, reports[0].title) == (kind, title), [(r.kind, r.title) for r in reports]
+    assert reports[0].check == "1"  # insmod's check: the module's init did it

@@ -68,6 +68,10 @@ CRASH_PATTERNS: tuple[CrashPattern, ...] = (
     # when the slab is next checked; "FIX kmalloc-64: Restoring ..." ends it.
     _p("slub", r"^BUG ([\w.-]+) \((?:Not tainted|Tainted:[^)]*)\): (.+)$", "SLUB: {m2} ({m1})", False, r"^FIX [\w.-]+: "),
     _p("bug", r"BUG: (.+?)(?: at .*)?$", "BUG: {m1}", False),
+    # lockdep (PROVE_LOCKING), in syzkaller's words; before the generic WARNING
+    _p("lockdep", r"WARNING: possible (?:circular locking dependency|recursive locking) detected", "possible deadlock", False, _STACK_END),
+    _p("lockdep", r"WARNING: (inconsistent lock state|bad unlock balance detected|lock held when returning to user space|held lock freed)!?",
+       "{m1}", False, _STACK_END),
     _p("kernel-bug", r"kernel BUG at (\S+?)!?$", "kernel BUG at {m1}", True),
     _p("warning", r"WARNING: (?:CPU: \d+ PID: \d+ at (\S+) |)(.*)", "WARNING", False),
     _p("gpf", r"(?:Oops: )?general protection fault", "general protection fault", True),
