@@ -27,3 +27,4 @@ static void __exit uaf_exit(void)
 module_init(uaf_init);
 module_exit(uaf_exit);
 MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Writes to memory it has just freed");
