@@ -36,7 +36,8 @@ def test_generated_and_hand_written_modules_pass_on_a_kernel_built_here(tiny_ker
     assert len(doc["runs"][0]["checks"]) == 21  # the spec's checks; a blob is read-only on 6.1
     assert any(c["name"] == "tests/level.sh" and c["status"] == "pass" for c in doc["runs"][1]["checks"])
     listed = run_cli("kernels")
-    assert f"{tiny_kernel.release}" in listed.stdout and f"(--kernel {tiny_kernel.tree})" in listed.stdout
+    assert f"{tiny_kernel.tree}  (--kernel {tiny_kernel.name}: built by 'dbgscaffold kernel build')" in listed.stdout, listed.stdout
+    assert listed.stdout.count(str(tiny_kernel.tree)) == 1  # not again as a remembered --kernel PATH
 
 
 def fake_tree(real: Path, dest: Path, drop: tuple[str, ...] = (), config_edit=None) -> Path:
