@@ -487,6 +487,8 @@ def kernel_build_command(source: str | None, profiles: tuple[str, ...], jobs: in
     click.echo(f"{built.name}: {built.release}, {how}: {built.tree}")
     for line in built.config_fixes:
         click.echo(f"  check-config added: {line}")
+    if built.not_taken:
+        click.echo(f"  recommended but off on this source: {', '.join(built.not_taken)}")
     click.echo(f"Next: dbgscaffold test DIR --kernel {built.name}")
 
 

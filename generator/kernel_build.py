@@ -5,11 +5,15 @@
 
 The steps: `make O=... tinyconfig`; the kernel's merge_config.sh with
 kernel_configs/vm.config and the profiles; `make olddefconfig`; then every
-required option of those profiles is checked on the result and, where one did
-not take, check-config's verified fix from the Kconfig tree is merged and the
-result checked again (a profile that cannot be satisfied on this source is exit
-1, nothing built); then `make bzImage modules` (the image, Module.symvers and
-the kbuild tools out-of-tree modules need). The tree is built beside its place
+option of those profiles is checked on the result and, where one did not take
+(olddefconfig drops a line whose dependencies are off, e.g. KASAN without SLUB),
+check-config's verified fix from the Kconfig tree is applied and the result
+checked again (a required option that cannot hold on this source is exit 1,
+nothing built; a recommended one is reported in `not_taken`); then `make bzImage
+modules`: bzImage builds vmlinux (the PVH ELF the VM boots), and `modules`, with
+no module to build, runs modules_prepare and the modpost that writes
+Module.symvers (vmlinux alone leaves only vmlinux.symvers; out-of-tree modpost
+needs Module.symvers). The tree is built beside its place
 and renamed into it: an interrupted build never looks finished. A build is
 keyed by the source's version, the merged fragments and the compiler, so the
 same request returns at once and a changed one builds anew.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import lzma
 import os
 import shutil
 import subprocess
@@ -60,6 +65,7 @@ class KernelBuild:
     release: str
     seconds: float  # 0.0 when it was already built
     config_fixes: tuple[str, ...] = ()  # lines check-config added because the fragments alone did not take
+    not_taken: tuple[str, ...] = ()  # recommended options still off after the fix (e.g. not in this kernel's Kconfig)
 
 
 def newest_source() -> str:
@@ -111,8 +117,12 @@ def source_for(wanted: str | Path, log: Callable[[str], None] | None = None) -> 
         try:
             if log:
                 log(f"extracting {tarball} (once)")
-            with tarfile.open(tarball) as tar:
-                tar.extractall(tmp, filter="data")
+            try:
+                with tarfile.open(tarball) as tar:
+                    tar.extractall(tmp, filter="data")
+            except (tarfile.TarError, EOFError, lzma.LZMAError, OSError) as exc:
+                raise EnvironmentProblem(f"{tarball}: error: cannot extract it into {dest.parent}: {exc}. "
+                                         f"Fix: free disk space there (a 6.1 tree is ~1.4 GB) or reinstall linux-source-{wanted}.") from None
             top = [p for p in tmp.iterdir() if p.is_dir()]
             if len(top) != 1 or not (top[0] / "Makefile").is_file():
                 raise UserError(f"{tarball}: error: not one kernel source tree inside. Fix: reinstall linux-source-{wanted}.")
@@ -153,51 +163,60 @@ def check_tools() -> None:
         raise EnvironmentProblem(f"error: building a kernel needs {', '.join(missing)}. Fix: apt-get install {' '.join(missing)}.")
 
 
-def _make(source: Path, out: Path, log_file: Path, *targets: str, jobs: int = 1) -> None:
-    argv = ["make", "-C", str(source), f"O={out}", f"-j{jobs}", *targets]
+def _run(argv: Sequence[str], what: str, source: Path, log_file: Path) -> None:
     with open(log_file, "ab") as logf:
-        proc = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT, env={**os.environ, "LC_ALL": "C"}, check=False)
+        proc = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=source, env={**os.environ, "LC_ALL": "C"}, check=False)
     if proc.returncode != 0:
         tail = log_file.read_text(errors="replace").strip().splitlines()[-25:]
-        raise KernelBuildFailed(f"error: make {' '.join(targets)} failed in {source} (exit {proc.returncode}); the end of its output:\n"
+        raise KernelBuildFailed(f"error: {what} failed in {source} (exit {proc.returncode}); the end of its output:\n"
                                 + "\n".join(f"  {x}" for x in tail) + f"\nFix: see {log_file} (kept) and the messages above.")
 
 
-def _failing(config: Path, profiles: Sequence[str]) -> list[str]:
+def _make(source: Path, out: Path, log_file: Path, *targets: str, jobs: int = 1) -> None:
+    _run(["make", "-C", str(source), f"O={out}", f"-j{jobs}", *targets], f"make {' '.join(targets)}", source, log_file)
+
+
+def _failing(config: Path, profiles: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The profiles' lines that did not take in `config`: (required, recommended).
+    Options the profile dates or limits to other kernels/arches do not count."""
     from .kconfig.dotconfig import read_dotconfig
-    from .kconfig.flat import check_flat
+    from .kconfig.flat import FAIL, check_flat
     from .kconfig.profiles import load_profile
 
     loaded = [load_profile(p) for p in dict.fromkeys([VM_PROFILE, *profiles])]
-    return [f"CONFIG_{r.symbol}" for r in check_flat(read_dotconfig(config), loaded) if r.failed_required]
+    failed = [r for r in check_flat(read_dotconfig(config), loaded) if r.status == FAIL]
+    required = [f"CONFIG_{r.symbol}" for r in failed if r.failed_required]
+    return required, [f"CONFIG_{r.symbol}" for r in failed if not r.failed_required]
 
 
-def _configure(source: Path, out: Path, profiles: Sequence[str], log_file: Path) -> tuple[str, ...]:
-    """tinyconfig + the fragments, made to hold (see the module's docstring); the lines check-config added."""
+def _configure(source: Path, out: Path, profiles: Sequence[str], log_file: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """tinyconfig + the fragments, made to hold (see the module's docstring):
+    (the lines check-config added, the recommended options still off)."""
     from .kconfig.check import CheckRequest, run_check
 
     fragments = _fragments(profiles)
     _make(source, out, log_file, "tinyconfig")
     merge = source / "scripts" / "kconfig" / "merge_config.sh"
-    with open(log_file, "ab") as logf:
-        subprocess.run(["bash", str(merge), "-m", "-O", str(out), str(out / ".config"), *map(str, fragments)],
-                       stdout=logf, stderr=subprocess.STDOUT, cwd=source, check=True)
+    _run(["bash", str(merge), "-m", "-O", str(out), str(out / ".config"), *map(str, fragments)], "merge_config.sh", source, log_file)
     _make(source, out, log_file, "olddefconfig")
-    if not _failing(out / ".config", profiles):
-        return ()
+    required, recommended = _failing(out / ".config", profiles)
+    if not required and not recommended:
+        return (), ()
     names = tuple(dict.fromkeys([VM_PROFILE, *profiles]))
     fixed = out / ".config.fixed"
-    report = run_check(CheckRequest(config=out / ".config", profiles=names, srctree=source, tree="always", runtime=False, apply=fixed))
+    # strict: the fix covers the recommended lines too (every fragment line should take).
+    report = run_check(CheckRequest(config=out / ".config", profiles=names, srctree=source, tree="always", runtime=False,
+                                    strict=True, apply=fixed))
     added = report.fix.fragment.splitlines() if report.fix is not None else []
     if fixed.is_file():
         fixed.replace(out / ".config")
         _make(source, out, log_file, "olddefconfig")
-    still = _failing(out / ".config", profiles)
-    if still:
-        raise ProfilesUnsatisfiable(f"error: {', '.join(names)} cannot all hold on {source}: {', '.join(still)} stay off after "
+    required, recommended = _failing(out / ".config", profiles)
+    if required:
+        raise ProfilesUnsatisfiable(f"error: {', '.join(names)} cannot all hold on {source}: {', '.join(required)} stay off after "
                                     f"check-config's fix. Fix: see why with: dbgscaffold check-config {out / '.config'} "
                                     f"--srctree {source} " + " ".join(f"-p {n}" for n in names))
-    return tuple(added)
+    return tuple(added), tuple(recommended)
 
 
 def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = None,
@@ -225,7 +244,9 @@ def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = 
         try:
             if log:
                 log(f"configuring {name}: tinyconfig + {', '.join(p.name for p in fragments)}")
-            added = _configure(source, tmp, profiles, log_file)
+            added, not_taken = _configure(source, tmp, profiles, log_file)
+            if log and not_taken:
+                log(f"recommended but off on this source (check-config could not set them): {', '.join(not_taken)}")
             if log:
                 log(f"building {name} with make -j{jobs or os.cpu_count() or 1} (bzImage, modules); log: {log_file}")
             _make(source, tmp, log_file, "bzImage", "modules", jobs=jobs or os.cpu_count() or 1)
@@ -234,7 +255,7 @@ def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # disk full, ^C, a failed make: nothing half-built stays
             raise
-    return KernelBuild(name, tree, _release(tree), time.monotonic() - t0, added)
+    return KernelBuild(name, tree, _release(tree), time.monotonic() - t0, added, not_taken)
 
 
 def built_kernels(root: Path | None = None) -> list[KernelBuild]:
