@@ -5,6 +5,9 @@ B=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 printf "$A" > /tmp/.A
 printf "$B" > /tmp/.B
 rm -f /tmp/.stop
+# the buffer holds one writer's content before the race starts: what an earlier check left
+# there (e.g. "short") is no torn read, however late the writers get going on a busy host
+printf "$A" > "$ROOT/buffer"
 # printf is a builtin: one write(2) of 64 bytes at offset 0, no fork
 writer() { while [ ! -e /tmp/.stop ]; do printf "$1" > "$ROOT/buffer"; done; }
 writer "$A" & w1=$!
