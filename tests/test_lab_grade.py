@@ -26,11 +26,13 @@ LAB = find_lab("debugfs-basics")
 
 def test_plan_wraps_the_sorted_checks_in_task_zero_load_and_unload():
     checks = plan(LAB, hidden=True)
-    assert [c.task for c in checks] == [0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 0, 0]
-    assert [c.file for c in checks[1:-2]] == ["10-dir.sh", "15-remove.sh", "20-a.sh", "25-a-u8.sh", "30-b.sh", "35-b-write.sh",
+    assert [c.task for c in checks] == [0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 0, 0, 0]
+    assert checks[-1].name == "no memory leaked" and checks[-1].body == "dbgs_no_leaks"  # kmemleak's, a skip without it
+    assert "dbgs_sections mydebug" in checks[0].body  # where the module lay, to decode a leak's bare addresses
+    assert [c.file for c in checks[1:-3]] == ["10-dir.sh", "15-remove.sh", "20-a.sh", "25-a-u8.sh", "30-b.sh", "35-b-write.sh",
                                               "40-c-read.sh", "50-c-write.sh", "55-c-bounds.sh"]
     assert [c.hidden for c in checks[1:3]] == [False, True]
-    assert [c.file for c in plan(LAB, hidden=False)[1:-2]] == ["10-dir.sh", "20-a.sh", "30-b.sh", "40-c-read.sh", "50-c-write.sh"]
+    assert [c.file for c in plan(LAB, hidden=False)[1:-3]] == ["10-dir.sh", "20-a.sh", "30-b.sh", "40-c-read.sh", "50-c-write.sh"]
 
 
 def test_the_script_sources_the_guest_library_and_exports_the_series():
@@ -38,7 +40,7 @@ def test_the_script_sources_the_guest_library_and_exports_the_series():
     text = run_script(LAB, checks, "6.12", check_timeout=7.5)
     assert text.splitlines()[1] == ". /checks/ktap.sh"
     assert "SERIES=6.12" in text and "export MODULE ROOT KO SERIES" in text and "DBGS_CHECK_TIMEOUT=8" in text
-    assert "echo '1..8' >&3" in text
+    assert "echo '1..9' >&3" in text
     assert "run_check 1 'insmod mydebug' check_1" in text
     assert "run_user_check 2 'task 1: the directory /sys/kernel/debug/mydebug exists after insmod' /run/payload/checks/10-dir.sh" in text
     # a module or file left behind keeps the module loaded: the runner replaces that VM
@@ -47,15 +49,16 @@ def test_the_script_sources_the_guest_library_and_exports_the_series():
 
 def fake_run(statuses: list[str], verdict: str = "", exit_code: int = 1, crashes=()):
     checks = tuple(CheckResult(n, f"c{n}", Status(s), (f"why {n}",) if s != "pass" else ()) for n, s in enumerate(statuses, 1))
-    return SimpleNamespace(checks=checks, verdict=verdict or "some failed", exit_code=exit_code, crashes=tuple(crashes), build_failure=None)
+    return SimpleNamespace(checks=checks, verdict=verdict or "some failed", exit_code=exit_code, crashes=tuple(crashes), build_failure=None,
+                           findings=tuple(c.title for c in crashes))
 
 
 def test_score_is_points_times_the_share_of_passing_checks():
     checks = plan(LAB, hidden=True)
-    #          load  t1 t1  t2 t2  t3 t3  t4 t5 t5  rmmod gone
-    run = fake_run(["pass", "pass", "fail", "pass", "pass", "fail", "fail", "pass", "skip", "crashed", "pass", "pass"])
+    #          load  t1 t1  t2 t2  t3 t3  t4 t5 t5  rmmod gone leaks
+    run = fake_run(["pass", "pass", "fail", "pass", "pass", "fail", "fail", "pass", "skip", "crashed", "pass", "pass", "skip"])
     s = score(LAB, checks, run)
-    assert [(t.number, t.points, t.passed, t.total) for t in s.tasks] == [(0, 1.0, 3, 3), (1, 1.0, 1, 2), (2, 2.0, 2, 2), (3, 0.0, 0, 2), (4, 2.0, 1, 1), (5, 1.5, 1, 2)]
+    assert [(t.number, t.points, t.passed, t.total) for t in s.tasks] == [(0, 1.0, 4, 4), (1, 1.0, 1, 2), (2, 2.0, 2, 2), (3, 0.0, 0, 2), (4, 2.0, 1, 1), (5, 1.5, 1, 2)]
     assert s.total == 7.5 and s.max_points == 12.0
     assert s.checks[2].diagnostics == ("why 3",) and s.checks[2].hidden and s.checks[2].file == "15-remove.sh"
 
@@ -81,11 +84,11 @@ def _outcome(name: str, statuses: list[str], crash=None) -> Outcome:
 
 
 def _all() -> list[Outcome]:
-    good = ["pass"] * 12
+    good = ["pass"] * 13
     crash = CrashReport("null", "BUG: NULL in c_write [mydebug]", "BUG", "BUG: ...\nRIP: 0010:c_write+0x1d/0x60 [mydebug]", 3, True, "c_write", "mydebug", "10")
     return [_outcome(n, s, c) for n, s, c in [
-        ("alice", good, None), ("bob", ["pass"] + ["fail"] * 9 + ["pass", "pass"], None),
-        ("carol", good[:9] + ["crashed", "not run", "not run"], crash), ("dave", good, None), ("erin", good, None)]]
+        ("alice", good, None), ("bob", ["pass"] + ["fail"] * 9 + ["pass", "pass", "pass"], None),
+        ("carol", good[:9] + ["crashed", "not run", "not run", "not run"], crash), ("dave", good, None), ("erin", good, None)]]
 
 
 def test_merging_shards_equals_grading_all_at_once():
@@ -103,11 +106,13 @@ def test_merging_shards_equals_grading_all_at_once():
 def test_csv_has_a_column_per_task_and_the_crash_stays_with_its_student():
     doc = report_doc(LAB, [student_doc(o) for o in _all()])
     lines = csv_text(doc).splitlines()
-    assert lines[0] == "student,task 0,task 1,task 2,task 3,task 4,task 5,total,max,verdict,exit"
-    assert lines[1] == "alice,1,2,2,2,2,3,12,12,some failed,1"
+    assert lines[0] == "student,task 0,task 1,task 2,task 3,task 4,task 5,total,max,verdict,exit,findings"
+    assert lines[1] == "alice,1,2,2,2,2,3,12,12,some failed,1,"
+    assert lines[3] == "carol,0.25,2,2,2,2,1.5,9.75,12,some failed at mydebug.c:9 (c_write),1,BUG: NULL in c_write [mydebug]"
     carol = next(s for s in doc["students"] if s["student"] == "carol")
     assert carol["crash"]["function"] == "c_write" and carol["crash_location"] == "mydebug.c:9 (c_write)"
-    assert carol["tasks"]["5"] == 1.5 and carol["tasks"]["0"] == 0.33  # rmmod and "nothing left" never ran
+    assert carol["tasks"]["5"] == 1.5 and carol["tasks"]["0"] == 0.25  # rmmod, "nothing left" and the leak check never ran
+    assert carol["findings"] == ["BUG: NULL in c_write [mydebug]"]
     assert "crash" not in next(s for s in doc["students"] if s["student"] == "dave")
 
 

@@ -2,7 +2,8 @@
 and `test --sanitize` on the stock kernels catch a use-after-free that passes every check
 on a plain kernel, and the report points at the line that did it.
 
-The module is tests/data/handwritten/uaf: its init writes to memory it has just freed.
+The modules are tests/data/handwritten/uaf (its init writes to memory it has just
+freed) and tests/data/handwritten/leak (its init allocates a buffer it never frees).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from test_vm_module import series  # noqa: F401 - a fixture: each Debian kernel
 pytestmark = pytest.mark.slow
 
 UAF = Path(__file__).resolve().parent / "data" / "handwritten" / "uaf"
+LEAK = UAF.parent / "leak"
 
 
-def test_the_debug_kernel_catches_a_use_after_free_and_names_its_line(debug_kernel, tmp_path):
+def test_the_debug_kernel_catches_a_use_after_free_and_a_leak_and_names_their_lines(debug_kernel, tmp_path):
     shutil.copytree(UAF, tmp_path / "uaf")
+    shutil.copytree(LEAK, tmp_path / "leak")
     assert run_cli("new", "mydebug", "-o", str(tmp_path / "mydebug")).exit_code == 0
-    code, doc, out = run_json(tmp_path, str(tmp_path / "mydebug"), str(tmp_path / "uaf"), "--kernel", debug_kernel)
-    classic, uaf = doc["runs"]
-    assert classic["exit_code"] == 0 and len(classic["checks"]) == 21, classic["verdict"]
+    code, doc, out = run_json(tmp_path, str(tmp_path / "mydebug"), str(tmp_path / "uaf"), str(tmp_path / "leak"), "--kernel", debug_kernel)
+    classic, uaf, leak = doc["runs"]
+    assert classic["exit_code"] == 0 and len(classic["checks"]) == 22, classic["verdict"]
+    assert classic["checks"][-1]["name"] == "no memory leaked" and classic["checks"][-1]["status"] == "pass"
     assert {"KASAN", "lockdep", "kmemleak"} <= set(classic["detectors"]) and "KASAN" in out
     # its PVH vmlinux triple-faults (KASAN's early shadow): the bzImage boots, and the report says so
     assert classic["image"] == "bzimage" and "its PVH entry does not boot" in classic["boot_note"]
@@ -33,13 +37,23 @@ def test_the_debug_kernel_catches_a_use_after_free_and_names_its_line(debug_kern
     frames = [f for f in uaf["crashes"][0]["frames"] if f["file"]]
     assert ("uaf.c", 16, "p[8] = 'x';\t/* use after free */") in [(f["file"], f["line"], f["source"]) for f in frames], frames
     assert "uaf.c:16 (uaf_init): p[8] = 'x';" in out
+    # the leak: every functional check passes, kmemleak's check after the last rmmod does not
+    assert leak["exit_code"] == 1 and leak["verdict"].endswith("checks failed: memory leak in leak_init"), leak["verdict"]
+    assert [c["name"] for c in leak["checks"] if c["status"] != "pass"] == ["no memory leaked"]
+    assert leak["findings"] == ["memory leak in leak_init"] and {x["size"] for x in leak["leaks"]} == {96}
+    assert len(leak["leaks"]) == 4  # one per load: the first and the three load/unload cycles
+    site = leak["leaks"][0]["frames"][0]
+    assert (site["file"], site["line"], site["function"]) == ("leak.c", 12, "leak_init") and "kzalloc(96" in site["source"]
+    assert "allocated at leak.c:12 (leak_init): buf = kzalloc(96, GFP_KERNEL);" in out
 
 
-def test_the_same_module_passes_a_plain_stock_kernel(series, tmp_path):
+def test_the_same_modules_pass_a_plain_stock_kernel(series, tmp_path):
     shutil.copytree(UAF, tmp_path / "uaf")
-    code, doc, out = run_json(tmp_path, str(tmp_path / "uaf"), "--kernel", series)
+    shutil.copytree(LEAK, tmp_path / "leak")
+    code, doc, out = run_json(tmp_path, str(tmp_path / "uaf"), str(tmp_path / "leak"), "--kernel", series)
     assert code == 0, out  # which is why a pass needs the detectors said beside it
     assert "no memory or lock debugging" in out or doc["runs"][0]["detectors"] == ["list debugging"]
+    assert not any(c["name"] == "no memory leaked" for r in doc["runs"] for c in r["checks"])  # no kmemleak: not asked
 
 
 def test_sanitize_catches_it_on_the_stock_kernel(series, tmp_path):

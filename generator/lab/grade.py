@@ -143,6 +143,8 @@ def student_doc(outcome) -> dict:
         doc["crash_location"] = s.where
     if outcome.build_errors:
         doc["build_errors"] = list(outcome.build_errors)
+    # what the kernel's detectors found (a crash, KASAN, lockdep, a leak), by title
+    doc["findings"] = list(outcome.run.findings)
     if outcome.run.crashes:
         c = outcome.run.crashes[0]
         doc["crash"] = {"title": c.title, "function": c.function, "module": c.module, "check": c.check, "excerpt": c.excerpt}
@@ -189,9 +191,10 @@ def csv_text(doc: dict) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     numbers = [str(t["number"]) for t in doc["tasks"]]
-    w.writerow(["student", *(f"task {n}" for n in numbers), "total", "max", "verdict", "exit"])
+    w.writerow(["student", *(f"task {n}" for n in numbers), "total", "max", "verdict", "exit", "findings"])
     for s in doc["students"]:
-        w.writerow([s["student"], *(_num(s["tasks"].get(n, 0)) for n in numbers), _num(s["total"]), _num(s["max"]), s["verdict"], s["exit"]])
+        w.writerow([s["student"], *(_num(s["tasks"].get(n, 0)) for n in numbers), _num(s["total"]), _num(s["max"]), s["verdict"], s["exit"],
+                    "; ".join(s.get("findings", ()))])
     return out.getvalue()
 
 

@@ -50,11 +50,13 @@ def _q(text: str) -> str:
 
 
 def plan(lab: Lab, hidden: bool) -> list[PlannedCheck]:
-    """insmod (task 0), the lab's checks sorted by file name, rmmod and "nothing left" (task 0)."""
+    """insmod (task 0), the lab's checks sorted by file name, rmmod, "nothing left" and
+    "no memory leaked" (task 0)."""
     ko, name = f"{PAYLOAD_ROOT}/{lab.module}.ko", lab.module
     root = f"{DEBUGFS}/{lab.debugfs_root}" if lab.debugfs_root else ""
     out = [PlannedCheck(f"insmod {name}", 0, body=(
-        f"ls -A {DEBUGFS} > {_BEFORE}; insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}"))]
+        f"ls -A {DEBUGFS} > {_BEFORE}; insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}; "
+        f"dbgs_sections {_q(name)}"))]
     for c in lab.run_checks(hidden):
         title = f"task {c.task}: {c.title}" if c.task else c.title
         out.append(PlannedCheck(title, c.task, c.hidden, c.name, f"{GUEST_CHECKS}/{c.name}"))
@@ -64,6 +66,8 @@ def plan(lab: Lab, hidden: bool) -> list[PlannedCheck]:
     out.append(PlannedCheck("nothing is left in debugfs after rmmod", 0, body=(
         gone + f"ls -A {DEBUGFS} > /tmp/.dbgs-after; cmp -s {_BEFORE} /tmp/.dbgs-after || "
         f"{{ diag \"left behind in {DEBUGFS}: $(grep -vxF -f {_BEFORE} /tmp/.dbgs-after | tr '\\n' ' ')\"; exit 1; }}")))
+    # kmemleak's verdict (a skip on a kernel without it): the plan is the same on every kernel
+    out.append(PlannedCheck(checks_mod.LEAK_CHECK.name, 0, body=checks_mod.LEAK_CHECK.body))
     return out
 
 

@@ -241,7 +241,7 @@ class GuestModule:
         params = f" {self.params}" if self.params else ""  # validated: name=value words, no shell characters
         if what == "insmod":
             return f"load_module {_q(self.name)} {_q(self.ko)}{params} || exit 1"
-        return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
+        return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}; dbgs_sections {_q(self.name)}"
 
     def rmmod(self, what: str = "rmmod") -> str:
         return f"rmmod {_q(self.name)} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
@@ -256,6 +256,7 @@ class RunPlan:
     discover: bool = False  # checks derived from what the modules create (discover/*.sh)
     user_scripts: tuple[str, ...] = ()  # guest paths of the project's tests/*.sh
     stress_seconds: float = 0.0  # with a spec: --stress
+    leak_check: bool = False  # the kernel has kmemleak: a last check, after every rmmod
 
     @property
     def root(self) -> str:
@@ -274,12 +275,15 @@ DISCOVER_SCRIPTS = (
     ("writes.sh", "discovered: writable numbers and Y/N take their value back"),
 )
 DISCOVER_MAX = 200  # files listed and exercised at most
+# kmemleak's verdict on what the modules allocated and lost (runner.leaks reads its diagnostics)
+LEAK_CHECK = Check("no memory leaked", "dbgs_no_leaks")
 
 
 def plan(run: RunPlan, version: tuple[int, ...]) -> list[Check]:
     """Every check, in order: load each module; the spec's entries, the discovered
     files, stress; unload in reverse order, root gone, nothing left; load/unload
-    cycles; then the user's scripts (guest paths) with the modules loaded again."""
+    cycles; then the user's scripts (guest paths) with the modules loaded again; with
+    a kmemleak kernel, last, what they allocated and lost."""
     mods, root = run.modules, run.root
     rootq = _q(root)
     has_root = f"[ -d {rootq} ] || {{ diag 'no {root} after insmod'; exit 1; }}" if root else ""
@@ -317,6 +321,8 @@ def plan(run: RunPlan, version: tuple[int, ...]) -> list[Check]:
         for guest_path in run.user_scripts:
             checks.append(Check(f"tests/{Path(guest_path).name}", "", user_script=guest_path))
         checks += [Check(f"rmmod {m.name} after tests/", m.rmmod()) for m in reversed(mods)]
+    if run.leak_check:
+        checks.append(LEAK_CHECK)
     return checks
 
 

@@ -9,7 +9,8 @@ so one byte back lands in the call itself. The DWARF names the file as it was
 compiled, in dbgscaffold's build tree: the project's own file of the same
 relative path is shown instead.
 
-Pure: module_frames(). Edge: decode() (objdump, addr2line, reads the sources).
+Pure: module_frames(). Edges: decode() (objdump, addr2line, reads the sources),
+frames_at() (a bare address, from where the module's sections lay).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 _FRAME = re.compile(r"(?P<rip>RIP: [0-9a-f]{4}:)?(?P<guess>\? )?(?P<func>[A-Za-z_][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x[0-9a-f]+ \[(?P<mod>\w+)\]")
-_SYMBOL = re.compile(r"^([0-9a-f]+) .{7} (\S+)\s+[0-9a-f]+ (\S+)$", re.M)
+_SYMBOL = re.compile(r"^([0-9a-f]+) (.{7}) (\S+)\s+[0-9a-f]+ (\S+)$", re.M)
+_SECTION = re.compile(r"^\s*\d+\s+(\S+)\s+([0-9a-f]+)\s", re.M)
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,61 @@ def module_frames(excerpt: str, modules: Sequence[str] = ()) -> list[Frame]:
 
 
 def _symbols(ko: Path) -> dict[str, tuple[int, str]]:
-    """{function: (address, section)} of the .ko's function symbols."""
+    """{function: (address, section)} of the .ko's symbols."""
     table = subprocess.run(["objdump", "-t", str(ko)], capture_output=True, text=True, timeout=30, check=False).stdout
-    return {name: (int(addr, 16), section) for addr, section, name in _SYMBOL.findall(table)}
+    return {name: (int(addr, 16), section) for addr, _flags, section, name in _SYMBOL.findall(table)}
 
 
-def _line(ko: Path, section: str, address: int) -> tuple[str, int]:
-    out = subprocess.run(["addr2line", "-e", str(ko), "-j", section, hex(address)], capture_output=True, text=True,
+def _functions(ko: Path) -> list[tuple[str, int, str]]:
+    """(section, address, name) of the .ko's function symbols, sorted."""
+    table = subprocess.run(["objdump", "-t", str(ko)], capture_output=True, text=True, timeout=30, check=False).stdout
+    return sorted((section, int(addr, 16), name) for addr, flags, section, name in _SYMBOL.findall(table) if "F" in flags)
+
+
+def _section_sizes(ko: Path) -> dict[str, int]:
+    table = subprocess.run(["objdump", "-h", str(ko)], capture_output=True, text=True, timeout=30, check=False).stdout
+    return {name: int(size, 16) for name, size in _SECTION.findall(table)}
+
+
+def frames_at(addresses: Sequence[int], sections: Sequence[tuple[str, str, int]], kos: Mapping[str, Path]) -> list[Frame | None]:
+    """The module frame (a return address) at each bare address, from where the modules'
+    sections lay (module, section, address: the guest's /sys/module/NAME/sections) and
+    their .ko files; None for an address in none of them. A backtrace shows bare
+    addresses for a module that is no longer loaded (kmemleak's, after rmmod)."""
+    if not shutil.which("objdump"):
+        return [None] * len(addresses)
+    sizes: dict[str, dict[str, int]] = {}
+    functions: dict[str, list[tuple[str, int, str]]] = {}
+    out: list[Frame | None] = []
+    for address in addresses:
+        found = None
+        for module, section, base in sections:
+            ko = kos.get(module)
+            if ko is None or not Path(ko).is_file():
+                continue
+            try:
+                if module not in sizes:
+                    sizes[module], functions[module] = _section_sizes(Path(ko)), _functions(Path(ko))
+            except (OSError, subprocess.SubprocessError):
+                sizes[module], functions[module] = {}, []
+            if base <= address < base + sizes[module].get(section, 0):
+                offset = address - base
+                before = [(a, name) for s, a, name in functions[module] if s == section and a <= offset]
+                if before:
+                    start, name = max(before)
+                    found = Frame(name, offset - start, module, exact=False)
+                break
+        out.append(found)
+    return out
+
+
+def _lines(ko: Path, section: str, address: int) -> list[tuple[str, int]]:
+    """(file, line) of the address, the innermost first: with -i, each function it was
+    inlined into (kzalloc() in slab.h, inlined into the module's own function)."""
+    out = subprocess.run(["addr2line", "-i", "-e", str(ko), "-j", section, hex(address)], capture_output=True, text=True,
                          timeout=30, check=False).stdout.strip().splitlines()
-    m = re.match(r"^(.*?):(\d+)", out[0]) if out else None
-    return (m[1], int(m[2])) if m and m[1] != "??" else ("", 0)
+    found = [re.match(r"^(.*?):(\d+)", x) for x in out]
+    return [(m[1], int(m[2])) for m in found if m and m[1] != "??"]
 
 
 def _in_project(path: str, project: Path | None) -> Path | None:
@@ -98,10 +145,12 @@ def decode(frames: Sequence[Frame], kos: Mapping[str, Path], project: Path | Non
                 out.append(f)
                 continue
             address, section = symbols[f.module][f.function]
-            file, line = _line(Path(ko), section, address + f.offset - (0 if f.exact else 1))
+            places = _lines(Path(ko), section, address + f.offset - (0 if f.exact else 1)) or [("", 0)]
         except (OSError, subprocess.SubprocessError):
             out.append(f)
             continue
+        # the project's own line, where an inline of a kernel header sits in it
+        file, line = next(((p, n) for p, n in places if _in_project(p, project) is not None), places[0])
         found = _in_project(file, project)
         shown, source = file, ""
         if found is not None and project is not None:

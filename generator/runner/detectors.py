@@ -6,7 +6,7 @@ PAGE_POISONING (and 6.12 KFENCE with its sample interval 0, i.e. off): boot opti
 switch those on without a new kernel. The report's header names what was active,
 so a pass says what it was checked against.
 
-Pure: detectors(). Edge: config_of() (reads the kernel's .config).
+Pure: detectors(), has_kmemleak(). Edge: config_of() (reads the kernel's .config).
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def detectors(config: dict[str, str], sanitize: bool) -> Detectors:
                 if name not in names and not (symbol == "KFENCE" and "KFENCE" in names):
                     names.append(name)
     return Detectors(tuple(names), tuple(append))
+
+
+def has_kmemleak(config: dict[str, str]) -> bool:
+    """Can a run ask kmemleak what a module lost (checks.LEAK_CHECK)?"""
+    return _on(config, "DEBUG_KMEMLEAK")
 
 
 def config_of(pair: KernelPair) -> dict[str, str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import UserError
+from ..errors import EXIT_CHECKS_FAILED, UserError
 from ..vm import crash, images
 from ..vm.agent import agent_initramfs
 from ..vm.images import KernelPair, boot_image
@@ -33,12 +33,14 @@ from ..vm.initramfs import FileSpec
 from ..vm.qemu import AccelChoice, Machine, fast_machine, probe_accel
 from ..vm.session import AgentVM, GuestDidNotStart, PayloadRun
 from ..vm.snapshot import SnapshotStore
+from . import leaks
 from .build import BuildFailed, Built
+from .checks import LEAK_CHECK
 from .checks import guest_files as check_files
 from .decode import decode, module_frames
 from .detectors import config_of, detectors
 from .judge import judge
-from .model import BuildFailure, TestRun
+from .model import BuildFailure, Status, TestRun
 
 
 @dataclass(frozen=True)
@@ -127,12 +129,28 @@ def failure_of_error(release: str, project: Path, exc: UserError) -> BuildFailur
 
 
 def with_frames(run: TestRun, prep: Prepared, project: Path) -> TestRun:
-    """`run` with each crash report's module frames decoded to the project's source lines."""
-    if not run.crashes or prep.built is None:
+    """`run` with each crash report's module frames decoded to the project's source
+    lines, and kmemleak's findings (the check LEAK_CHECK) read and decoded: the
+    check's diagnostics start with one line per leak, the verdict names the first."""
+    if prep.built is None:
         return run
     kos = {m.name: m.debug_ko for m in prep.built.modules}
-    frames = tuple(tuple(decode(module_frames(c.excerpt, list(kos)), kos, Path(project).resolve())) for c in run.crashes)
-    return replace(run, frames=frames)
+    root = Path(project).resolve()
+    if run.crashes:
+        run = replace(run, frames=tuple(tuple(decode(module_frames(c.excerpt, list(kos)), kos, root)) for c in run.crashes))
+    found: list[leaks.Leak] = []
+    checks = list(run.checks)
+    for i, c in enumerate(checks):
+        if c.name != LEAK_CHECK.name or c.status is not Status.FAIL:
+            continue
+        parsed, sections = leaks.parse(c.diagnostics)
+        mine = [replace(leaks.decoded(x, sections, kos, root), check=c.number) for x in parsed]
+        checks[i] = replace(c, diagnostics=(*leaks.summary(mine), *c.diagnostics))
+        found += mine
+    if not found:
+        return run
+    verdict = f"{run.verdict}: {found[0].title}" if run.exit_code == EXIT_CHECKS_FAILED else run.verdict
+    return replace(run, checks=tuple(checks), leaks=tuple(found), verdict=verdict)
 
 
 def _dirty(pr: PayloadRun) -> bool:

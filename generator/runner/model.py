@@ -15,6 +15,7 @@ from pathlib import Path
 from ..kbuild import Diagnostic
 from ..vm import crash
 from .decode import Frame
+from .leaks import Leak
 
 
 class Status(enum.StrEnum):
@@ -119,7 +120,13 @@ class TestRun:
     build_failure: BuildFailure | None = None
     frames: tuple[tuple[Frame, ...], ...] = ()  # per crash report: its frames in the modules under test, decoded
     detectors: tuple[str, ...] = ()  # what watched for memory and locking bugs (runner.detectors)
+    leaks: tuple[Leak, ...] = ()  # what kmemleak found the modules lost (runner.leaks)
 
+    @property
+    def findings(self) -> tuple[str, ...]:
+        """The title of each distinct kernel report and leak, in order (syzkaller's style)."""
+        titles = [c.title for c in self.crashes] + [x.title for x in self.leaks]
+        return tuple(dict.fromkeys(titles))
 
     @property
     def counts(self) -> dict[str, int]:

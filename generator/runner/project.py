@@ -27,6 +27,7 @@ from ..vm.images import KernelPair
 from ..vm.initramfs import FileSpec
 from . import checks
 from .build import BuildFailed, Built, build_modules, usage_failure
+from .detectors import config_of, has_kmemleak
 from .execute import Prepared, RunOptions, RunRequest, run
 from .model import TestRun
 
@@ -110,7 +111,8 @@ class ProjectChecks:
                         for m, params in zip(built.modules, self.project.params(built, pair.release)))
         users = checks.user_checks(project)
         user_guest = tuple(f"{PAYLOAD_ROOT}/user/{p.name}" for p in users)
-        run = checks.RunPlan(modules, self.project.spec, self.project.discover, user_guest, self.stress_seconds)
+        run = checks.RunPlan(modules, self.project.spec, self.project.discover, user_guest, self.stress_seconds,
+                             leak_check=has_kmemleak(config_of(pair)))
         plan = checks.plan(run, pair.version)
         payload = pack_payload([
             *(FileSpec.from_path(g.ko, m.ko, 0o644) for g, m in zip(modules, built.modules)),

@@ -15,6 +15,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from .decode import Frame
+from .leaks import distinct
 from .model import Status, TestRun
 
 JSON_VERSION = 1
@@ -62,6 +64,11 @@ def junit_xml(runs: Sequence[TestRun]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
+def _frame_doc(f: Frame) -> dict:
+    return {"function": f.function, "offset": f.offset, "module": f.module, "exact": f.exact, "reliable": f.reliable,
+            "file": f.file or None, "line": f.line or None, "source": f.source or None, "ours": f.ours}
+
+
 def json_doc(runs: Sequence[TestRun]) -> dict:
     return {
         "version": JSON_VERSION,
@@ -97,11 +104,11 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                     for c in r.checks
                 ],
                 "crashes": [{"kind": x.kind, "title": x.title, "check": x.check, "line": x.line,
-                             "frames": [{"function": f.function, "offset": f.offset, "module": f.module, "exact": f.exact,
-                                         "reliable": f.reliable, "file": f.file or None, "line": f.line or None, "source": f.source or None,
-                                         "ours": f.ours}
-                                        for f in (r.frames[i] if i < len(r.frames) else ())]}
+                             "frames": [_frame_doc(f) for f in (r.frames[i] if i < len(r.frames) else ())]}
                             for i, x in enumerate(r.crashes)],
+                "leaks": [{"title": x.title, "check": x.check, "size": x.size, "object": x.address, "comm": x.comm,
+                           "backtrace": list(x.backtrace), "frames": [_frame_doc(f) for f in x.frames]} for x in r.leaks],
+                "findings": list(r.findings),
                 "build_failure": None if r.build_failure is None else {
                     "message": r.build_failure.message, "lines": list(r.build_failure.lines), "notes": list(r.build_failure.notes)},
                 "qemu_argv": list(r.argv),
@@ -180,6 +187,11 @@ def print_run(run: TestRun, console) -> None:
             console.print("[bold]in your code:[/bold]")
             for f in decoded:
                 console.print(f"  {escape(str(f))}" + ("" if f.reliable else "  (? an unreliable frame)"), highlight=False)
+    for leak, n in distinct(run.leaks):
+        objects = f"{leak.size} bytes (object {leak.address}, allocated by {leak.comm}" + (f"; {n} objects like it)" if n > 1 else ")")
+        console.print(f"[bold red]{escape(leak.title)}[/bold red] (check {leak.check}): {escape(objects)}", highlight=False)
+        if leak.site is not None:
+            console.print(f"  allocated at {escape(str(leak.site))}", highlight=False)
     timing = f"build {run.build_seconds:.1f} s, pack {run.pack_seconds:.2f} s, checks {run.wall_seconds:.1f} s"
     if run.boot_seconds:
         timing += f", {'restore' if run.boot == 'snapshot' else 'boot'} {run.boot_seconds:.2f} s"

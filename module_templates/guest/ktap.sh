@@ -287,11 +287,80 @@ load_module() {
     _name=$1; _ko=$2; shift 2
     [ $# -gt 0 ] && _seen=$(${DBGS_DMESG:-dmesg} | wc -l)
     insmod "$_ko" "$@" 2>"$DBGS_TMP/.err" || { insmod_failed "$_name"; return 1; }
+    dbgs_sections "$_name"
     [ $# -gt 0 ] || return 0
     _ign=$(${DBGS_DMESG:-dmesg} | tail -n +$((_seen + 1)) | grep -F "] $_name: unknown parameter")
     [ -n "$_ign" ] || return 0
     printf '%s\n' "$_ign" | while read -r _l; do diag "kernel: $_l"; done
     diag "Fix: it has no such parameter: correct [test] params in dbgscaffold.toml (modinfo -p lists its parameters)."
+    return 1
+}
+
+# ---------------------------------------------------------------- kmemleak
+# A debug kernel's kmemleak finds memory nobody points to any more. A module's leak
+# shows after rmmod (its static pointers are gone with it), when its code is gone too:
+# kmemleak's backtrace then shows bare addresses, so where each module's sections lay
+# is noted at every insmod, for the host to decode (runner.leaks).
+
+: "${DBGS_LEAK_AGE_CS:=520}"  # kmemleak reports an object at least 5 s old (MSECS_MIN_AGE)
+
+# dbgs_sections NAME: "NAME SECTION:ADDRESS" for each code section of the loaded
+# module, appended to $DBGS_TMP/.dbgs-sections (nothing on a kernel without kmemleak).
+# One grep: a section file answers only a read at offset 0 (ash's read goes bytewise).
+dbgs_sections() {
+    [ -e "$DBGS_DEBUGFS/kmemleak" ] || return 0
+    grep -H . "$DBGS_SYSMODULE/$1/sections/".*text* 2>/dev/null | while IFS= read -r _l; do
+        echo "$1 ${_l##*/}"
+    done >> "$DBGS_TMP/.dbgs-sections"
+    return 0
+}
+
+# dbgs_module_leaks < KMEMLEAK-TEXT: each object whose backtrace has a module frame
+# (bare, "] 0xffffffffa...", once the module is gone; or "... [name]") as "kmemleak: "
+# diagnostics; fails when there is none.
+dbgs_module_leaks() {
+    _n=0; _block=; _ours=
+    _flush() {
+        [ -n "$_ours" ] || return 0
+        _n=$((_n + 1))
+        printf '%s\n' "$_block" | while IFS= read -r _l; do diag "kmemleak: $_l"; done
+    }
+    while IFS= read -r _l; do
+        case $_l in
+            "unreferenced object"*) _flush; _block=$_l; _ours= ;;
+            *) _block="$_block
+$_l"
+               case $_l in *"] 0xffffffff"[a-f]*|*" ["*"]") _ours=1 ;; esac ;;
+        esac
+    done
+    _flush
+    [ $_n -gt 0 ]
+}
+
+# dbgs_no_leaks: after the last rmmod, the objects kmemleak finds unreferenced whose
+# backtrace passes through module code (only the modules under test are ever loaded
+# here: the kernel's own leaks have none) as "kmemleak: " diagnostics, and the noted
+# sections as "section: " ones; fails if there is one, skips without kmemleak.
+dbgs_no_leaks() {
+    _k=$DBGS_DEBUGFS/kmemleak
+    if [ ! -e "$_k" ]; then
+        diag "this kernel has no kmemleak (a debug kernel has: dbgscaffold kernel build)"
+        return 4
+    fi
+    # The first scan notes each object's checksum (an object changed since the previous
+    # scan is not reported); the second reports what is old enough and unreferenced.
+    # The last rmmod was just before this check: what it left is old enough once
+    # DBGS_LEAK_AGE_CS have passed since the check began.
+    _now_cs; _t0=$_cs
+    if ! { echo scan > "$_k"; } 2> "$DBGS_TMP/.err"; then
+        diag "kmemleak is off ($(cat "$DBGS_TMP/.err")): it disables itself on an internal error, see the kernel log"
+        return 4
+    fi
+    _now_cs; _w=$((DBGS_LEAK_AGE_CS - (_cs - _t0)))
+    [ $_w -gt 0 ] && sleep "$((_w / 100)).$((_w % 100 / 10))$((_w % 10))"
+    echo scan > "$_k"
+    dbgs_module_leaks < "$_k" || return 0
+    [ -f "$DBGS_TMP/.dbgs-sections" ] && sort -u "$DBGS_TMP/.dbgs-sections" | while read -r _l; do diag "section: $_l"; done
     return 1
 }
 
