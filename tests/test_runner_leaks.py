@@ -42,7 +42,7 @@ def filtered(tmp_path, text: str) -> tuple[int, list[str]]:
     require(BUSYBOX.is_file(), "static busybox")
     (tmp_path / "kmemleak").write_text(text)
     (tmp_path / "results").write_text("")
-    script = f'. {LIBRARY}; exec 3>>{tmp_path}/results; dbgs_module_leaks < {tmp_path}/kmemleak'
+    script = f'. {LIBRARY}; exec 3>>{tmp_path}/results; dbgs_module_leaks {tmp_path}/kmemleak'
     env = {**os.environ, "DBGS_KMSG": "/dev/null", "DBGS_TMP": str(tmp_path)}
     rc = subprocess.run([str(BUSYBOX), "sh", "-c", script], env=env, timeout=30).returncode
     return rc, [x[2:] for x in (tmp_path / "results").read_text().splitlines()]
@@ -56,6 +56,13 @@ def test_the_guest_keeps_only_objects_with_a_module_frame(tmp_path):
     assert len(objects) == 5 and not any("0xff11000003a1c000" in d for d in objects)  # the kernel's own is not ours
     assert objects[-1] == "kmemleak: unreferenced object 0xff11000003a1c080 (size 64):"
     assert "kmemleak:     [<(____ptrval____)>] mydebug_write+0x2c/0x90 [mydebug]" in diags
+
+
+def test_the_guest_shows_at_most_twenty_objects(tmp_path):
+    rc, diags = filtered(tmp_path, KERNEL_LEAK + LOADED_LEAK * 25)
+    assert rc == 0 and sum("unreferenced object" in d for d in diags) == 20
+    assert diags[-1] == "kmemleak-more: up to 6 more objects (the kernel's own among them), not shown"
+    assert len(leaks.parse(diags)[0]) == 20
 
 
 def test_the_guest_finds_nothing_in_the_kernels_own_leaks(tmp_path):

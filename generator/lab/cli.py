@@ -196,7 +196,10 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
 @_CHECK_TIMEOUT
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--thorough", is_flag=True, help="Also run the solution with each task's code stripped: that task's checks must all fail.")
-def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_timeout: float, jobs: int, thorough: bool) -> None:
+@click.option("--mutants", is_flag=True, help="Also run the lab's planted bugs (mutants.toml): caught on their line where their "
+              "detector watches (a debug kernel: --kernel debug-6.1), passing every check where none does.")
+def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_timeout: float, jobs: int, thorough: bool,
+              mutants: bool) -> None:
     """Prove each lab (or LAB) on each of its kernels found: the solution passes every
     check; the skeleton compiles, scores less than full marks on every TODO task and
     fails every check of its own task (a check that cannot fail is a defect).
@@ -215,6 +218,7 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
     for col in ("lab", "kernel", "solution", "skeleton", "defects", "time"):
         table.add_column(col)
     found_defects: list[str] = []
+    planted: list[str] = []
     missing = False
     try:
         if lab_id:
@@ -238,12 +242,16 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
             for s in series:
                 t0 = time.monotonic()
                 with out.status(f"{lb.id} on {pairs[s].release}..."):
-                    r = selfcheck_lab(lb, pairs[s], timeout=timeout, check_timeout=check_timeout, jobs=jobs, thorough=thorough)
+                    r = selfcheck_lab(lb, pairs[s], timeout=timeout, check_timeout=check_timeout, jobs=jobs, thorough=thorough,
+                                      mutants=mutants)
                 found_defects += [f"{lb.id} on {pairs[s].release}: {d}" for d in r.defects]
+                planted += [f"{lb.id} on {pairs[s].release}: mutant {name}: {what}" for name, what in r.mutants]
                 table.add_row(lb.id, pairs[s].release, r.solution, r.skeleton, str(len(r.defects)), f"{time.monotonic() - t0:.1f} s")
     except UserError as exc:
         _fail(exc)
     out.print(table)
+    for line in planted:
+        out.print(line, markup=False)
     for line in found_defects:
         out.print(f"DEFECT {line}", markup=False)
     if found_defects:

@@ -5,7 +5,9 @@ compile, score less than full marks on every TODO task and fail every check
 of its own task: a check that passes on the skeleton cannot fail, a defect.
 With --thorough, also the solution with one task's code stripped, for each
 task: every check of that task must fail there (the stale-variable bug: a
-check passing because of another task's code).
+check passing because of another task's code). With --mutants, the lab's
+planted bugs (mutants.py): each caught, on its planted line, where its detector
+watches, and passing every check where none does.
 Pure: defects(). Edge: selfcheck_lab() (writes both projects, runs the VM).
 """
 
@@ -23,6 +25,7 @@ class SelfcheckResult:
     solution: str  # its verdict and points
     skeleton: str
     defects: tuple[str, ...]
+    mutants: tuple[tuple[str, str], ...] = ()  # (name, what happened) per planted bug
 
 
 def defects(lab: Lab, solution, skeleton) -> list[str]:
@@ -54,11 +57,15 @@ def mutant_defects(task: int, mutant) -> list[str]:
 
 
 def selfcheck_lab(lab: Lab, pair, timeout: float = 60.0, check_timeout: float = 10.0, jobs: int = 2,
-                  thorough: bool = False) -> SelfcheckResult:
-    """Run the solution and the skeleton (and with `thorough`, the solution with one
-    task's regions stripped, for each task) in one batch; judge them."""
+                  thorough: bool = False, mutants: bool = False) -> SelfcheckResult:
+    """Run the solution and the skeleton (with `thorough`, also the solution with one
+    task's regions stripped, for each task; with `mutants`, each planted bug) in one
+    batch; judge them."""
     from .engine import run_projects
+    from .mutants import load_mutants, verdict, write_mutant
     from .project import write_project
+
+    planted = load_mutants(lab) if mutants else []
 
     with tempfile.TemporaryDirectory(prefix=f"dbgscaffold-selfcheck-{lab.id}-") as tmp:
         projects = [("solution", Path(tmp) / "solution"), ("skeleton", Path(tmp) / "skeleton")]
@@ -68,11 +75,19 @@ def selfcheck_lab(lab: Lab, pair, timeout: float = 60.0, check_timeout: float = 
         for n in tasks:
             projects.append((f"without task {n}", Path(tmp) / f"without-{n}"))
             write_project(lab, projects[-1][1], solution=False, only=frozenset({n}))
-        solution, skeleton, *mutants = run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout,
-                                                    check_timeout=check_timeout)
+        for m in planted:
+            projects.append((f"mutant {m.name}", Path(tmp) / f"mutant-{m.name}"))
+            write_mutant(lab, m, projects[-1][1])
+        solution, skeleton, *others = run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout,
+                                                   check_timeout=check_timeout)
     found = defects(lab, solution, skeleton)
-    for n, m in zip(tasks, mutants):
-        found += mutant_defects(n, m)
+    for n, stripped in zip(tasks, others):
+        found += mutant_defects(n, stripped)
+    happened = []
+    for bug, outcome in zip(planted, others[len(tasks):]):
+        what, defect = verdict(bug, outcome)
+        happened.append((bug.name, what))
+        found += [defect] if defect else []
     s1 = f"{solution.score.total:g}/{solution.score.max_points:g} {solution.score.verdict}"
     s2 = f"{skeleton.score.total:g}/{skeleton.score.max_points:g} {skeleton.score.verdict}"
-    return SelfcheckResult(s1, s2, tuple(found))
+    return SelfcheckResult(s1, s2, tuple(found), tuple(happened))

@@ -6,7 +6,7 @@ PAGE_POISONING (and 6.12 KFENCE with its sample interval 0, i.e. off): boot opti
 switch those on without a new kernel. The report's header names what was active,
 so a pass says what it was checked against.
 
-Pure: detectors(), has_kmemleak(). Edge: config_of() (reads the kernel's .config).
+Pure: detectors(), slowdown(), has_kmemleak(). Edge: config_of() (reads the kernel's .config).
 """
 
 from __future__ import annotations
@@ -58,6 +58,17 @@ def detectors(config: dict[str, str], sanitize: bool) -> Detectors:
                 if name not in names and not (symbol == "KFENCE" and "KFENCE" in names):
                     names.append(name)
     return Detectors(tuple(names), tuple(append))
+
+
+# Checks run about 4x slower under these (measured: the classic module's checks on the debug
+# kernel, TCG): time limits stretch by SLOWDOWN so a pass or a timeout means the same thing.
+SLOW = frozenset({"KASAN", "kmemleak", "lockdep"})
+SLOWDOWN = 3.0
+
+
+def slowdown(names: tuple[str, ...]) -> float:
+    """How much longer checks may take with detectors `names` watching."""
+    return SLOWDOWN if SLOW & set(names) else 1.0
 
 
 def has_kmemleak(config: dict[str, str]) -> bool:

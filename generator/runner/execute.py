@@ -38,7 +38,7 @@ from .build import BuildFailed, Built
 from .checks import LEAK_CHECK
 from .checks import guest_files as check_files
 from .decode import decode, module_frames
-from .detectors import config_of, detectors
+from .detectors import config_of, detectors, slowdown
 from .judge import judge
 from .model import BuildFailure, Status, TestRun
 
@@ -166,6 +166,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
     KTAP line of request i as it arrives. A crash's module frames are decoded here,
     while the unstripped .ko files exist (they go with run()'s scratch directory)."""
     vm_setup = machine_for(pair, options.accel, options.guest_files, options.sanitize)
+    slow = slowdown(vm_setup.detectors)  # a debug kernel's checks take longer: so may they
+    check_timeout = options.check_timeout * slow if options.check_timeout else None
     snapshot = options.snapshot
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
     jobs = max(1, min(options.jobs, len(requests)))
@@ -202,7 +204,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
             return start_vm(number, timeout)
 
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp, ThreadPoolExecutor(max_workers=jobs) as builder:
-        built = [builder.submit(r.checks.prepare, r.project, pair, Path(tmp) / str(i), options.check_timeout)
+        built = [builder.submit(r.checks.prepare, r.project, pair, Path(tmp) / str(i), check_timeout)
                  for i, r in enumerate(requests)]
 
         def worker(number: int) -> None:
@@ -213,9 +215,9 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                         i = work.get_nowait()
                     except queue.Empty:
                         return
-                    timeout = requests[i].timeout or options.timeout
+                    timeout = (requests[i].timeout or options.timeout) * slow
                     if vm is None:  # boots while the build of request i is still running
-                        vm = start_vm(number, max(timeout, options.timeout))
+                        vm = start_vm(number, max(timeout, options.timeout * slow))
                     try:
                         prep = built[i].result()
                     except UserError as exc:

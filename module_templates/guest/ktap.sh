@@ -315,11 +315,13 @@ dbgs_sections() {
     return 0
 }
 
-# dbgs_module_leaks < KMEMLEAK-TEXT: each object whose backtrace has a module frame
-# (bare, "] 0xffffffffa...", once the module is gone; or "... [name]") as "kmemleak: "
-# diagnostics; fails when there is none.
+# dbgs_module_leaks FILE: the first $DBGS_LEAKS_SHOWN objects of kmemleak's FILE whose
+# backtrace has a module frame (bare, "] 0xffffffffa...", once the module is gone; or
+# "... [name]") as "kmemleak: " diagnostics (the serial port is slow, ash is slower: a
+# leak per write can be thousands); fails when there is none.
+: "${DBGS_LEAKS_SHOWN:=20}"
 dbgs_module_leaks() {
-    _n=0; _block=; _ours=
+    _n=0; _block=; _ours=; _full=
     _flush() {
         [ -n "$_ours" ] || return 0
         _n=$((_n + 1))
@@ -327,13 +329,20 @@ dbgs_module_leaks() {
     }
     while IFS= read -r _l; do
         case $_l in
-            "unreferenced object"*) _flush; _block=$_l; _ours= ;;
+            "unreferenced object"*)
+                _flush; _ours=
+                [ $_n -ge "$DBGS_LEAKS_SHOWN" ] && { _full=1; break; }
+                _block=$_l ;;
             *) _block="$_block
 $_l"
                case $_l in *"] 0xffffffff"[a-f]*|*" ["*"]") _ours=1 ;; esac ;;
         esac
-    done
-    _flush
+    done < "$1"
+    [ -n "$_full" ] || _flush
+    if [ -n "$_full" ]; then
+        _all=$(grep -c '^unreferenced object' "$1")
+        diag "kmemleak-more: up to $((_all - _n)) more objects (the kernel's own among them), not shown"
+    fi
     [ $_n -gt 0 ]
 }
 
@@ -359,7 +368,7 @@ dbgs_no_leaks() {
     _now_cs; _w=$((DBGS_LEAK_AGE_CS - (_cs - _t0)))
     [ $_w -gt 0 ] && sleep "$((_w / 100)).$((_w % 100 / 10))$((_w % 10))"
     echo scan > "$_k"
-    dbgs_module_leaks < "$_k" || return 0
+    dbgs_module_leaks "$_k" || return 0
     [ -f "$DBGS_TMP/.dbgs-sections" ] && sort -u "$DBGS_TMP/.dbgs-sections" | while read -r _l; do diag "section: $_l"; done
     return 1
 }
