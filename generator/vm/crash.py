@@ -67,6 +67,9 @@ CRASH_PATTERNS: tuple[CrashPattern, ...] = (
     # slub_debug (dbgscaffold test --sanitize): "BUG kmalloc-64 (Tainted: ...): Object corrupt", found
     # when the slab is next checked; "FIX kmalloc-64: Restoring ..." ends it.
     _p("slub", r"^BUG ([\w.-]+) \((?:Not tainted|Tainted:[^)]*)\): (.+)$", "SLUB: {m2} ({m1})", False, r"^FIX [\w.-]+: "),
+    # refcount_t and list debugging (DEBUG_LIST) WARN with their message first, in syzkaller's words
+    _p("refcount", r"refcount_t: ([^.]+)\.", "refcount bug ({m1})", False),
+    _p("list-corruption", r"(list_add corruption|list_add double add|list_del corruption)", "BUG: corrupted list ({m1})", False),
     _p("bug", r"BUG: (.+?)(?: at .*)?$", "BUG: {m1}", False),
     # lockdep (PROVE_LOCKING), in syzkaller's words; before the generic WARNING
     _p("lockdep", r"WARNING: possible (?:circular locking dependency|recursive locking) detected", "possible deadlock", False, _STACK_END),
