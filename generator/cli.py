@@ -585,10 +585,17 @@ def _shown(path: Path) -> str:
 
 
 def main() -> None:
+    """The console script: click's own handling, except that ^C (which click would turn
+    into "Aborted!" and exit 1) says so and exits 130, as shells expect."""
     try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted (nothing half-done is kept)", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["cli", "main", "EXIT_USAGE"]

@@ -40,6 +40,7 @@ from .errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EnvironmentProblem, UserErro
 from .kbuild import compiler_identity
 from .kernels import makefile_version_fields
 from .paths import cache_dir
+from .vm.qemu import child_setup, kill_group
 
 VM_PROFILE = "vm"
 SOURCES = Path("/usr/src")
@@ -164,11 +165,22 @@ def check_tools() -> None:
 
 
 def _run(argv: Sequence[str], what: str, source: Path, log_file: Path) -> None:
+    """`argv` in its own process group, which is killed on every way out (^C included:
+    make -j's compilers must not write on into a tree being removed)."""
     with open(log_file, "ab") as logf:
-        proc = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=source, env={**os.environ, "LC_ALL": "C"}, check=False)
-    if proc.returncode != 0:
+        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=source,
+                                env={**os.environ, "LC_ALL": "C"}, start_new_session=True, preexec_fn=child_setup)
+        try:
+            returncode = proc.wait()
+        finally:
+            kill_group(proc)
+    if returncode != 0:
         tail = log_file.read_text(errors="replace").strip().splitlines()[-25:]
-        raise KernelBuildFailed(f"error: {what} failed in {source} (exit {proc.returncode}); the end of its output:\n"
+        if any("No space left on device" in x for x in tail):
+            raise EnvironmentProblem(f"error: {what} failed: the disk under {log_file.parent} is full (No space left on device). "
+                                     f"Fix: free space there (a debug kernel's tree takes ~1.5 GB), or set DBGSCAFFOLD_CACHE "
+                                     "to a directory on a bigger disk.")
+        raise KernelBuildFailed(f"error: {what} failed in {source} (exit {returncode}); the end of its output:\n"
                                 + "\n".join(f"  {x}" for x in tail) + f"\nFix: see {log_file} (kept) and the messages above.")
 
 
@@ -252,6 +264,10 @@ def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = 
             _make(source, tmp, log_file, "bzImage", "modules", jobs=jobs or os.cpu_count() or 1)
             (tmp / DONE).write_text(f"{name}\n")
             tmp.rename(tree)
+        except OSError as exc:  # ours, not make's: e.g. writing DONE on a full disk
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise EnvironmentProblem(f"error: building {name} in {root}: {exc}. Fix: free space there, or set DBGSCAFFOLD_CACHE "
+                                     "to a directory on a bigger disk.") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # disk full, ^C, a failed make: nothing half-built stays
             raise

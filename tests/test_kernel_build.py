@@ -61,3 +61,44 @@ def test_a_failed_build_leaves_nothing_that_looks_built(tmp_path, monkeypatch):
     assert info.value.exit_code == EXIT_BUILD and "make tinyconfig failed" in str(info.value) and "no tinyconfig here" in str(info.value)
     left = sorted(p.name for p in root.iterdir())
     assert not [n for n in left if not n.endswith((".lock", ".log"))], left  # no tree, no temporary tree
+
+
+def test_ctrl_c_mid_build_stops_make_keeps_nothing_and_exits_130(tmp_path):
+    """The console script, as a user runs it: SIGINT while make runs (here a tinyconfig
+    target that sleeps) ends make's whole process group, removes the half-built tree,
+    says so and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import require_tools
+
+    require_tools(*(tool for tool, _ in K.TOOLS))
+    src = fake_source(tmp_path, "\t@echo configuring; sleep 60 # dbgscaffold-ctrl-c-test")
+    proc = subprocess.Popen([sys.executable, "-m", "dbgscaffold", "kernel", "build", "--source", str(src)],
+                            env={**os.environ, "DBGSCAFFOLD_CACHE": str(tmp_path / "cache")},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kernels = tmp_path / "cache" / "kernels"
+    deadline = time.monotonic() + 60
+    while not any(kernels.glob(".*.tmp-*")) and time.monotonic() < deadline:  # make has started
+        time.sleep(0.1)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, out, err)
+    left = [p.name for p in kernels.iterdir() if not p.name.endswith((".lock", ".log"))]
+    assert left == [], left
+    sleepers = subprocess.run(["pgrep", "-f", "dbgscaffold-ctrl-c-test"], capture_output=True, text=True).stdout.split()
+    assert sleepers == [], "make's children outlived the interrupt"
+
+
+def test_a_full_disk_says_so_with_a_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(K, "check_tools", lambda: None)
+    src = fake_source(tmp_path, "\t@echo 'cc1: error: .tmp.o: No space left on device' >&2; exit 1")
+    with pytest.raises(UserError) as info:
+        K.build_kernel(src, (), root=tmp_path / "kernels")
+    assert info.value.exit_code == EXIT_ENVIRONMENT and "is full (No space left on device)" in str(info.value)
+    assert "DBGSCAFFOLD_CACHE" in str(info.value)
+    assert not [p for p in (tmp_path / "kernels").iterdir() if not p.name.endswith((".lock", ".log"))]
