@@ -143,6 +143,11 @@ class Spec:
     def of_kind(self, *kinds: Kind) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if e.type.kind in kinds)
 
+    def c_names(self) -> tuple[tuple[str, str], ...]:
+        """(C name, path) of each file entry: the generated module's variable for it and
+        the prefix of its handlers (<module>_<entry>_read, ..._show)."""
+        return tuple((f"{self.module.name}_{e.cname}", e.path) for e in self.files)
+
 
 # ---------------------------------------------------------------------------
 # Where things are in the text: tomllib gives values, not positions.

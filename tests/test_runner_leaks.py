@@ -105,3 +105,4 @@ def test_the_leak_check_comes_last_only_where_kmemleak_is(leak_check):
     assert (names[-1] == "no memory leaked") == leak_check and names.count("no memory leaked") == int(leak_check)
     cycle = next(c for c in checks.plan(run, (6, 1, 0)) if c.name.startswith("load/unload"))
     assert "dbgs_sections m" in cycle.body  # every load notes where the module lay
+

@@ -9,7 +9,7 @@ so one byte back lands in the call itself. The DWARF names the file as it was
 compiled, in dbgscaffold's build tree: the project's own file of the same
 relative path is shown instead.
 
-Pure: module_frames(). Edges: decode() (objdump, addr2line, reads the sources),
+Pure: module_frames(), name_entries(). Edges: decode() (objdump, addr2line, reads the sources),
 frames_at() (a bare address, from where the module's sections lay).
 """
 
@@ -38,10 +38,32 @@ class Frame:
     line: int = 0
     source: str = ""  # that line of the file, stripped (only for the project's files)
     ours: bool = False  # the line is in the project's own sources (not an inline from a kernel header)
+    entry: str = ""  # a generated module's spec entry whose handler this is
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.file else f"{self.function}+{self.offset:#x} [{self.module}]"
-        return f"{where} ({self.function})" + (f": {self.source}" if self.source else "")
+        entry = f", entry '{self.entry}'" if self.entry else ""
+        return f"{where} ({self.function}{entry})" + (f": {self.source}" if self.source else "")
+
+
+SHARED_HANDLERS = ("textbuf_",)  # generated code serving every string entry
+
+
+def name_entries(frames: Sequence[Frame], c_names: Sequence[tuple[str, str]], charged: str = "") -> list[Frame]:
+    """Each frame of a generated module named with the spec entry whose handler it is: by
+    its C name (`c_names`: (prefix, path), Spec.c_names(); the longest prefix wins, as
+    entry 'a' is a prefix of 'a_b'), or for a shared handler (textbuf_write) the entry
+    `charged`, that of the check during which it happened."""
+    out = []
+    for f in frames:
+        base = f.function.split(".")[0]  # c_write.constprop.0 is c_write
+        owners = [(len(prefix), path) for prefix, path in c_names if base == prefix or base.startswith(prefix + "_")]
+        if owners:
+            f = replace(f, entry=max(owners)[1])
+        elif charged and base.startswith(SHARED_HANDLERS):
+            f = replace(f, entry=charged)
+        out.append(f)
+    return out
 
 
 def module_frames(excerpt: str, modules: Sequence[str] = ()) -> list[Frame]:

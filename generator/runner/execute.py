@@ -37,7 +37,7 @@ from . import leaks
 from .build import BuildFailed, Built
 from .checks import LEAK_CHECK
 from .checks import guest_files as check_files
-from .decode import decode, module_frames
+from .decode import decode, module_frames, name_entries
 from .detectors import config_of, detectors, slowdown
 from .judge import judge
 from .model import BuildFailure, Status, TestRun
@@ -53,6 +53,7 @@ class Prepared:
     build_seconds: float
     pack_seconds: float
     built: Built | None = None  # the modules (unstripped .ko for decoding a crash), when kbuild made them
+    c_names: tuple[tuple[str, str], ...] = ()  # a generated module's (C name, spec entry): Spec.c_names()
 
 
 class Checks(Protocol):
@@ -128,6 +129,14 @@ def failure_of_error(release: str, project: Path, exc: UserError) -> BuildFailur
     return BuildFailure(release, Path(project), lines[0], lines=tuple(lines), exit_code=exc.exit_code)
 
 
+def _charged_entry(run: TestRun, check: str | None, c_names: Sequence[tuple[str, str]]) -> str:
+    """The spec entry a check is about (its name starts with "<path>: "), or ""."""
+    if not c_names or not check or not check.isdigit() or not 0 < int(check) <= len(run.checks):
+        return ""
+    about = run.checks[int(check) - 1].name.split(": ", 1)[0]
+    return about if about in {path for _, path in c_names} else ""
+
+
 def with_frames(run: TestRun, prep: Prepared, project: Path) -> TestRun:
     """`run` with each crash report's module frames decoded to the project's source
     lines, and kmemleak's findings (the check LEAK_CHECK) read and decoded: the
@@ -137,14 +146,17 @@ def with_frames(run: TestRun, prep: Prepared, project: Path) -> TestRun:
     kos = {m.name: m.debug_ko for m in prep.built.modules}
     root = Path(project).resolve()
     if run.crashes:
-        run = replace(run, frames=tuple(tuple(decode(module_frames(c.excerpt, list(kos)), kos, root)) for c in run.crashes))
+        run = replace(run, frames=tuple(tuple(name_entries(decode(module_frames(c.excerpt, list(kos)), kos, root), prep.c_names,
+                                                           _charged_entry(run, c.check, prep.c_names)))
+                                        for c in run.crashes))
     found: list[leaks.Leak] = []
     checks = list(run.checks)
     for i, c in enumerate(checks):
         if c.name != LEAK_CHECK.name or c.status is not Status.FAIL:
             continue
         parsed, sections = leaks.parse(c.diagnostics)
-        mine = [replace(leaks.decoded(x, sections, kos, root), check=c.number) for x in parsed]
+        mine = [replace(leak, check=c.number, frames=tuple(name_entries(leak.frames, prep.c_names)))
+                for leak in (leaks.decoded(x, sections, kos, root) for x in parsed)]
         checks[i] = replace(c, diagnostics=(*leaks.summary(mine), *c.diagnostics))
         found += mine
     if not found:

@@ -119,7 +119,8 @@ class ProjectChecks:
             FileSpec(PAYLOAD_SCRIPT, checks.script(run, pair.version, check_timeout).encode(), 0o755),
             *(FileSpec.from_path(g, p, 0o755) for g, p in zip(user_guest, users)),
         ])
-        return Prepared(self.project.name, tuple(c.name for c in plan), payload, build_seconds, time.monotonic() - t0, built)
+        c_names = self.project.spec.c_names() if self.project.spec is not None else ()
+        return Prepared(self.project.name, tuple(c.name for c in plan), payload, build_seconds, time.monotonic() - t0, built, c_names)
 
 
 def request(project: ModuleProject, stress_seconds: float = 0.0) -> RunRequest:

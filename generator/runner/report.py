@@ -66,7 +66,7 @@ def junit_xml(runs: Sequence[TestRun]) -> str:
 
 def _frame_doc(f: Frame) -> dict:
     return {"function": f.function, "offset": f.offset, "module": f.module, "exact": f.exact, "reliable": f.reliable,
-            "file": f.file or None, "line": f.line or None, "source": f.source or None, "ours": f.ours}
+            "file": f.file or None, "line": f.line or None, "source": f.source or None, "ours": f.ours, "entry": f.entry or None}
 
 
 def json_doc(runs: Sequence[TestRun]) -> dict:
