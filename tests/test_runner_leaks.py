@@ -17,7 +17,9 @@ from dbgscaffold.vm.initramfs import BUSYBOX
 
 DATA = Path(__file__).resolve().parent / "data"
 LIBRARY = Path(__file__).resolve().parent.parent / "module_templates" / "guest" / "ktap.sh"
-REAL = (DATA / "vm_crash" / "debug-6.1-kmemleak.txt").read_text().splitlines()  # `test handwritten/leak --kernel debug-6.1`
+# `dbgscaffold test tests/data/handwritten/leak --kernel debug-6.1` (and 6.12): the check's diagnostics.
+# 6.1 prints each frame after "[<(____ptrval____)>] ", 6.12 bare.
+REAL = {s: (DATA / "vm_crash" / f"debug-{s}-kmemleak.txt").read_text().splitlines() for s in ("6.1", "6.12")}
 
 KERNEL_LEAK = """unreferenced object 0xff11000003a1c000 (size 32):
   comm "swapper/0", pid 1, jiffies 4294892296
@@ -48,8 +50,9 @@ def filtered(tmp_path, text: str) -> tuple[int, list[str]]:
     return rc, [x[2:] for x in (tmp_path / "results").read_text().splitlines()]
 
 
-def test_the_guest_keeps_only_objects_with_a_module_frame(tmp_path):
-    real = "\n".join(x.removeprefix("kmemleak: ") for x in REAL if x.startswith("kmemleak: ")) + "\n"
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
+def test_the_guest_keeps_only_objects_with_a_module_frame(tmp_path, series):
+    real = "\n".join(x.removeprefix("kmemleak: ") for x in REAL[series] if x.startswith("kmemleak: ")) + "\n"
     rc, diags = filtered(tmp_path, KERNEL_LEAK + real + LOADED_LEAK)
     assert rc == 0
     objects = [d for d in diags if "unreferenced object" in d]
@@ -70,11 +73,14 @@ def test_the_guest_finds_nothing_in_the_kernels_own_leaks(tmp_path):
     assert filtered(tmp_path, "") == (1, [])
 
 
-def test_the_real_report_parses_into_leaks_and_sections():
-    found, sections = leaks.parse(REAL)
+def test_the_real_reports_parse_into_leaks_and_sections():
+    found, sections = leaks.parse(REAL["6.1"])
     assert len(found) == 4 and {x.size for x in found} == {96} and {x.comm for x in found} == {"insmod"}
     assert found[0].backtrace[:3] == ("__kmem_cache_alloc_node+0x10b/0x11e", "kmalloc_trace+0x1f/0x53", "0xffffffffa0008022")
     assert ("leak", ".init.text", 0xffffffffa0008000) in sections and len(sections) == len(set(sections)) == 4
+    found, sections = leaks.parse(REAL["6.12"])
+    assert len(found) == 4 and found[0].backtrace[:3] == ("__kmalloc_cache_noprof+0x15c/0x192", "0xffffffffa0018040", "do_one_initcall+0xcd/0x1ec")
+    assert any(s[:2] == ("leak", ".init.text") for s in sections)
     assert found[0].title == "memory leak in a module"  # nothing decoded yet
     one = leaks.Leak("0x1", 96, "insmod", ())
     assert leaks.distinct([one, one, leaks.Leak("0x2", 8, "sh", ())]) == [(one, 2), (leaks.Leak("0x2", 8, "sh", ()), 1)]

@@ -25,7 +25,8 @@ LEAK_PREFIX = "kmemleak: "
 SECTION_PREFIX = "section: "
 _OBJECT = re.compile(r"^unreferenced object (0x[0-9a-f]+) \(size (\d+)\):")
 _COMM = re.compile(r'^\s+comm "(.*)", pid (\d+)')
-_FRAME = re.compile(r"^\s+\[<[^>]*>\] (\S.*)$")
+_FRAME = re.compile(r"^\s+(?:\[<[^>]*>\] )?(\S.*)$")  # 6.1: "[<(____ptrval____)>] func+0x1f/0x53"; 6.12 without [<>]
+_BACKTRACE = re.compile(r"^\s+backtrace")
 _BARE = re.compile(r"^0x([0-9a-f]{16})$")
 _SECTION = re.compile(r"^(\w+) (\S+):0x([0-9a-f]+)$")
 
@@ -86,7 +87,9 @@ def parse(diagnostics: Sequence[str]) -> tuple[list[Leak], list[tuple[str, str, 
         current["lines"].append(line)
         if m := _COMM.match(line):
             current["comm"] = m[1]
-        elif m := _FRAME.match(line):
+        elif _BACKTRACE.match(line):
+            current["in_trace"] = True
+        elif current.get("in_trace") and (m := _FRAME.match(line)):
             current["trace"].append(m[1])
     close()
     return leaks, sections

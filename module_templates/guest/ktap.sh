@@ -316,8 +316,8 @@ dbgs_sections() {
 }
 
 # dbgs_module_leaks FILE: the first $DBGS_LEAKS_SHOWN objects of kmemleak's FILE whose
-# backtrace has a module frame (bare, "] 0xffffffffa...", once the module is gone; or
-# "... [name]") as "kmemleak: " diagnostics (the serial port is slow, ash is slower: a
+# backtrace has a module frame (bare, " 0xffffffffa...", once the module is gone; or
+# "... [name]"; 6.1 puts "[<...>]" before each frame, 6.12 not) as "kmemleak: " diagnostics (the serial port is slow, ash is slower: a
 # leak per write can be thousands); fails when there is none.
 : "${DBGS_LEAKS_SHOWN:=20}"
 dbgs_module_leaks() {
@@ -335,7 +335,7 @@ dbgs_module_leaks() {
                 _block=$_l ;;
             *) _block="$_block
 $_l"
-               case $_l in *"] 0xffffffff"[a-f]*|*" ["*"]") _ours=1 ;; esac ;;
+               case $_l in *" 0xffffffff"[a-f]*|*" ["*"]") _ours=1 ;; esac ;;
         esac
     done < "$1"
     [ -n "$_full" ] || _flush
