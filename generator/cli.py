@@ -584,9 +584,18 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds: every `finally` (VMs, half-built trees) runs
+
+
 def main() -> None:
     """The console script: click's own handling, except that ^C (which click would turn
-    into "Aborted!" and exit 1) says so and exits 130, as shells expect."""
+    into "Aborted!" and exit 1) says so and exits 130, as shells expect, and SIGTERM (a
+    cancelled CI job) cleans up like ^C and exits 143."""
+    import errno
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = cli.main(standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
@@ -595,6 +604,11 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:  # `dbgscaffold ... | head`: the reader left, as click's own main handles it
+            raise
+        sys.stdout = None  # type: ignore[assignment]  # nothing more can be written: no flush error at exit
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -23,6 +23,7 @@ Edges: source_for() (extracts Debian's linux-source once), build_kernel().
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import lzma
@@ -40,7 +41,7 @@ from .errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EnvironmentProblem, UserErro
 from .kbuild import compiler_identity
 from .kernels import makefile_version_fields
 from .paths import cache_dir
-from .vm.qemu import child_setup, kill_group
+from .procs import child_setup, kill_group
 
 VM_PROFILE = "vm"
 SOURCES = Path("/usr/src")
@@ -165,8 +166,9 @@ def check_tools() -> None:
 
 
 def _run(argv: Sequence[str], what: str, source: Path, log_file: Path) -> None:
-    """`argv` in its own process group, which is killed on every way out (^C included:
-    make -j's compilers must not write on into a tree being removed)."""
+    """`argv` in its own process group, which is killed on every way out that unwinds
+    (^C, and SIGTERM through cli.main: make -j's compilers must not write on into a tree
+    being removed; a SIGKILL of ours leaves them to finish)."""
     with open(log_file, "ab") as logf:
         proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=source,
                                 env={**os.environ, "LC_ALL": "C"}, start_new_session=True, preexec_fn=child_setup)
@@ -249,11 +251,11 @@ def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = 
         shutil.rmtree(tree, ignore_errors=True)  # a tree without DONE is the rest of an older attempt
         tmp = root / f".{tree.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
         log_file = root / f"{tree.name}.log"
-        log_file.write_text("")
         t0 = time.monotonic()
         try:
+            tmp.mkdir()
+            log_file.write_text("")
             if log:
                 log(f"configuring {name}: tinyconfig + {', '.join(p.name for p in fragments)}")
             added, not_taken = _configure(source, tmp, profiles, log_file)
@@ -266,8 +268,9 @@ def build_kernel(source: Path, profiles: Sequence[str] = (), jobs: int | None = 
             tmp.rename(tree)
         except OSError as exc:  # ours, not make's: e.g. writing DONE on a full disk
             shutil.rmtree(tmp, ignore_errors=True)
-            raise EnvironmentProblem(f"error: building {name} in {root}: {exc}. Fix: free space there, or set DBGSCAFFOLD_CACHE "
-                                     "to a directory on a bigger disk.") from None
+            fix = ("free space there, or set DBGSCAFFOLD_CACHE to a directory on a bigger disk" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                   else f"make {root} writable, or set DBGSCAFFOLD_CACHE to a directory that is")
+            raise EnvironmentProblem(f"error: building {name} in {root}: {exc}. Fix: {fix}.") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # disk full, ^C, a failed make: nothing half-built stays
             raise

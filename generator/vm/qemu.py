@@ -17,11 +17,9 @@ host_tsc_khz(), run().
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import tempfile
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import EnvironmentProblem
+from ..procs import child_setup, kill_group
 from .initramfs import BOOT_MARKER
 
 QEMU = "qemu-system-x86_64"
@@ -328,20 +327,6 @@ def ended_how(r: RunResult) -> str:
     return "unknown"
 
 
-_PR_SET_PDEATHSIG = 1
-_prctl: Callable[..., int] | None
-try:  # looked up here, not in the forked child, where loading a library is unsafe
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # pragma: no cover - not glibc/Linux
-    _prctl = None
-
-
-def child_setup() -> None:
-    # In the child before exec: die with the parent, even if it is SIGKILLed.
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-
-
 def spawn(command: Sequence[str]) -> subprocess.Popen:
     """QEMU in its own process group, dying with us; stdout/stderr piped for Reader.
     Whoever spawns must kill_group() it on every path out."""
@@ -351,18 +336,6 @@ def spawn(command: Sequence[str]) -> subprocess.Popen:
         list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, preexec_fn=child_setup,
     )
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL QEMU's process group and wait for QEMU; idempotent."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a D-state QEMU
-        pass
 
 
 @dataclass

@@ -25,9 +25,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import EnvironmentProblem
+from ..procs import kill_group
 from .agent import READY, Done, parse_done, payload_message
 from .initramfs import BOOT_MARKER
-from .qemu import AGENT_PORT, CONSOLE, Machine, Reader, RunResult, argv, kill_group, spawn
+from .qemu import AGENT_PORT, CONSOLE, Machine, Reader, RunResult, argv, spawn
 from .qmp import Qmp, QmpError
 from .snapshot import SnapshotStore, qemu_version, snapshot_key
 

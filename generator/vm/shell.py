@@ -31,10 +31,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import EnvironmentProblem
+from ..procs import child_setup
 from .agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT
 from .images import KernelPair, boot_image
 from .initramfs import APPLETS, DEBUGFS, FileSpec, build_initramfs, file_members, init_script, newc_archive
-from .qemu import CONSOLE, argv, child_setup, fast_machine, probe_accel
+from .qemu import CONSOLE, argv, fast_machine, probe_accel
 
 SHELL_APPLETS = APPLETS + ("setsid", "cttyhack", "vi", "less", "hexdump", "basename", "dirname", "env", "id", "ps", "kill", "clear")
 HOME = "/root"  # a lab project's files land here
