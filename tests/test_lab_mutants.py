@@ -1,9 +1,11 @@
 """Planted-bug mutants (mutants.toml) without a VM: every shipped lab's mutants apply to its
-solution and compile; bad files are reported with a Fix; the verdict rule on scored runs.
-The VM half (caught on the debug kernel, passing on the stock ones) is in test_lab_vm.py."""
+solution; bad files are reported with a Fix; the verdict rule on scored runs. The VM half
+(each compiles and passes on the stock kernels: test_lab_vm.py; caught on its line on the
+debug kernel: test_vm_debug_kernel.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -23,8 +25,10 @@ def test_each_shipped_mutant_changes_the_solution_in_one_place(lab_id, tmp_path)
     assert len(mutants) >= 2 and {"leak", "sleep-under-spinlock"} <= {m.name for m in mutants}
     for m in mutants:
         write_mutant(lab, m, tmp_path / m.name)
-        text = (tmp_path / m.name / m.edits[-1].file).read_text()
-        assert m.line in text and text != (lab.solution / m.edits[-1].file).read_text()
+        for e in m.edits:
+            text = (tmp_path / m.name / e.file).read_text()
+            assert e.replace in text and text != (lab.solution / e.file).read_text()
+        assert m.line in (tmp_path / m.name / m.edits[-1].file).read_text()
 
 
 def test_the_kinds_the_issue_asks_for_are_planted():
@@ -49,16 +53,22 @@ def test_a_bad_mutants_file_says_what_and_how_to_fix():
     assert "needs [[mutant.edit]] tables" in text
     with pytest.raises(LabError, match="mutants.toml:1"):
         parse_mutants("[[mutant]\n", "lab/mutants.toml")
+    edit = '[[mutant.edit]]\nfile = "a.c"\nfind = "x"\nreplace = "y"\n'
+    with pytest.raises(LabError) as e:  # a typo in the detector would make the mutant pass everywhere
+        parse_mutants(f'[[mutant]]\nname = "../x"\nbug = "b"\ndetector = "kasan"\nfinding = "f"\nline = "l"\n{edit}', "m.toml")
+    assert "no detector 'kasan'. Fix: use one of: KASAN, lockdep" in str(e.value) and "name '../x' must be lower-case words" in str(e.value)
 
 
 MUTANT = Mutant("uaf", "", "KASAN", "KASAN: use-after-free in c_write", "READ_ONCE(kbuf[0])", ())
 PLANTED = Frame("c_write", 0x50, "mydebug", True, file="mydebug.c", line=97, source="*ppos = count + (READ_ONCE(kbuf[0]) & 0);", ours=True)
 
 
-def outcome(detectors=(), findings=(), frames=(), statuses=("pass",)):
+def outcome(detectors=(), findings=(), frames=(), statuses=("pass",), leaks=()):
+    """A scored run whose crash reports are `findings`, each with `frames`."""
     checks = tuple(SimpleNamespace(number=n, name=f"c{n}", status=Status(s)) for n, s in enumerate(statuses, 1))
-    run = SimpleNamespace(build_failure=None, verdict="", detectors=tuple(detectors), findings=tuple(findings),
-                          frames=(tuple(frames),), leaks=())
+    run = SimpleNamespace(build_failure=None, verdict="", detectors=tuple(detectors), findings=(*findings, *(x.title for x in leaks)),
+                          crashes=tuple(SimpleNamespace(title=t) for t in findings), frames=tuple(tuple(frames) for _ in findings),
+                          leaks=tuple(leaks))
     return SimpleNamespace(run=run, score=SimpleNamespace(checks=checks))
 
 
@@ -69,6 +79,19 @@ def test_the_verdict_on_a_kernel_with_the_detector_wants_the_finding_on_the_plan
     what, defect = verdict(MUTANT, outcome(["KASAN"], [title], [Frame("c_write", 1, "mydebug", True, ours=True)]))
     assert what.startswith("caught") and "no decoded frame shows the planted line" in defect
     assert "is not caught by KASAN" in verdict(MUTANT, outcome(["KASAN"], ["WARNING in x"]))[1]
+
+
+def test_the_planted_line_must_be_in_the_report_that_names_the_finding():
+    from dbgscaffold.runner.leaks import Leak
+
+    leak_mutant = Mutant("leak", "", "kmemleak", "memory leak in c_write", "memdup_user_nul", ())
+    site = Frame("c_write", 0x20, "mydebug", False, file="mydebug.c", line=87, source="kbuf = memdup_user_nul(ubuf, count);", ours=True)
+    leak = Leak("0x1", 32, "dd", ("0xffffffffa0000020",), frames=(site,))
+    assert verdict(leak_mutant, outcome(["kmemleak"], leaks=[leak])) == ("caught: memory leak in c_write at mydebug.c:87", None)
+    # the same line in another report (a sleep-in-atomic BUG) does not prove the leak mutant caught
+    other = outcome(["kmemleak"], ["BUG: sleeping function called from invalid context in c_write [mydebug]"], [site],
+                    leaks=[Leak("0x2", 32, "dd", (), frames=(replace(site, source="other"),))])
+    assert "no decoded frame shows the planted line" in verdict(leak_mutant, other)[1]
 
 
 def test_the_verdict_without_the_detector_wants_every_check_to_pass():

@@ -13,3 +13,19 @@ def test_a_generated_modules_frames_name_their_spec_entry():
     assert [f.entry for f in named] == ["a/b", "a", "log", "log", ""]  # the longest prefix wins; textbuf: the check's entry
     assert [f.entry for f in name_entries(frames, c_names)][3] == ""  # a shared handler outside an entry's check: nobody's
     assert str(named[3]) == "textbuf_write+0x1 [m] (textbuf_write, entry 'log')"
+
+
+def test_kernel_frames_are_the_ones_without_a_module():
+    from pathlib import Path
+
+    from dbgscaffold.runner.decode import kernel_frames, module_frames
+
+    log = (Path(__file__).resolve().parent / "data" / "vm_crash" / "debug-6.1-refcount.log").read_text()
+    kernel = kernel_frames(log)
+    rip = [f for f in kernel if f.exact]
+    assert [(f.function, f.offset) for f in rip] == [("refcount_warn_saturate", 0x11d)]  # the RIP line
+    names = [f.function for f in kernel]
+    assert "do_one_initcall" in names and "rcbug_init" not in names and all(f.module == "" for f in kernel)
+    guessed = next(f for f in kernel if f.function == "kasan_unpoison")
+    assert not guessed.reliable  # "? kasan_unpoison+0x42/0x50"
+    assert [f.function for f in module_frames(log)] == ["rcbug_init"]

@@ -245,7 +245,7 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
                     r = selfcheck_lab(lb, pairs[s], timeout=timeout, check_timeout=check_timeout, jobs=jobs, thorough=thorough,
                                       mutants=mutants)
                 found_defects += [f"{lb.id} on {pairs[s].release}: {d}" for d in r.defects]
-                planted += [f"{lb.id} on {pairs[s].release}: mutant {name}: {what}" for name, what in r.mutants]
+                planted += [f"{lb.id} on {pairs[s].release}: mutant {p.name}: {p.happened}" for p in r.planted]
                 table.add_row(lb.id, pairs[s].release, r.solution, r.skeleton, str(len(r.defects)), f"{time.monotonic() - t0:.1f} s")
     except UserError as exc:
         _fail(exc)

@@ -14,15 +14,27 @@ Pure: parse_mutants(), apply(), verdict(). Edges: load_mutants(), write_mutant()
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..problems import Problem, syntax_problem
+from ..runner.detectors import BUILT_IN
 from .manifest import Lab, LabError
 
 MUTANTS = "mutants.toml"
 _KEYS = ("name", "bug", "detector", "finding", "line", "edit")
+_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # it names a directory too
+DETECTORS = tuple(name for _, name in BUILT_IN)  # as a report's header names them
+
+
+@dataclass(frozen=True)
+class Planted:
+    """What became of one mutant in a selfcheck run."""
+
+    name: str
+    happened: str  # "caught: <finding> at <file:line>", "passes every check (no KASAN here)", ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,10 @@ def parse_mutants(text: str, source: str) -> list[Mutant]:
         for key in _KEYS[:-1]:
             if not isinstance(m.get(key), str) or not m.get(key):
                 problems.append(Problem(source, at, what, f"{key} must be a non-empty string", f'{key} = "..."'))
+        if isinstance(m.get("name"), str) and not _NAME.match(m["name"]):
+            problems.append(Problem(source, at, what, f"name {m['name']!r} must be lower-case words joined by '-'", 'name = "use-after-free"'))
+        if isinstance(m.get("detector"), str) and m["detector"] and m["detector"] not in DETECTORS:
+            problems.append(Problem(source, at, what, f"no detector {m['detector']!r}", f"use one of: {', '.join(DETECTORS)}."))
         edits = m.get("edit", [])
         if not isinstance(edits, list) or not edits or not all(
                 isinstance(e, dict) and set(e) == {"file", "find", "replace"} and all(isinstance(v, str) for v in e.values()) for e in edits):
@@ -115,12 +131,13 @@ def load_mutants(lab: Lab) -> list[Mutant]:
 
 def write_mutant(lab: Lab, mutant: Mutant, dest: Path) -> None:
     """The solution project with the mutant's edits, in dest."""
-    from .project import write_project
+    from .project import project_files, write_project
 
     write_project(lab, dest, solution=True)
-    for e in mutant.edits:
-        path = Path(dest) / e.file
-        path.write_text(path.read_text(encoding="utf-8").replace(e.find, e.replace), encoding="utf-8")
+    solution = project_files(lab, True, None)
+    for rel, data in apply(mutant, solution).items():
+        if data != solution[rel]:
+            (Path(dest) / rel).write_bytes(data)
 
 
 def verdict(mutant: Mutant, outcome) -> tuple[str, str | None]:
@@ -136,7 +153,10 @@ def verdict(mutant: Mutant, outcome) -> tuple[str, str | None]:
             return f"fails {names}", f"mutant {mutant.name!r} fails a functional check without {mutant.detector}: {names}"
         return f"passes every check (no {mutant.detector} here)", None
     titles = [t for t in run.findings if t.startswith(mutant.finding)]
-    frames = [f for group in run.frames for f in group] + [f for leak in run.leaks for f in leak.frames]
+    # the frames of the reports with that title only: another report on the same line proves nothing
+    frames = [f for i, report in enumerate(run.crashes) if report.title.startswith(mutant.finding) and i < len(run.frames)
+              for f in run.frames[i]]
+    frames += [f for leak in run.leaks if leak.title.startswith(mutant.finding) for f in leak.frames]
     planted = next((f for f in frames if f.ours and mutant.line in f.source), None)
     if not titles:
         return "not caught", f"mutant {mutant.name!r} is not caught by {mutant.detector}: no finding {mutant.finding!r} (found: {list(run.findings)})"

@@ -55,8 +55,7 @@ def plan(lab: Lab, hidden: bool) -> list[PlannedCheck]:
     ko, name = f"{PAYLOAD_ROOT}/{lab.module}.ko", lab.module
     root = f"{DEBUGFS}/{lab.debugfs_root}" if lab.debugfs_root else ""
     out = [PlannedCheck(f"insmod {name}", 0, body=(
-        f"ls -A {DEBUGFS} > {_BEFORE}; insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}; "
-        f"dbgs_sections {_q(name)}"))]
+        f"dbgs_leaks_reset; ls -A {DEBUGFS} > {_BEFORE}; insmod {_q(ko)} 2>/tmp/.err || {{ diag \"insmod: $(cat /tmp/.err)\"; exit 1; }}"))]
     for c in lab.run_checks(hidden):
         title = f"task {c.task}: {c.title}" if c.task else c.title
         out.append(PlannedCheck(title, c.task, c.hidden, c.name, f"{GUEST_CHECKS}/{c.name}"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .manifest import Lab
+from .mutants import Planted
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SelfcheckResult:
     solution: str  # its verdict and points
     skeleton: str
     defects: tuple[str, ...]
-    mutants: tuple[tuple[str, str], ...] = ()  # (name, what happened) per planted bug
+    planted: tuple[Planted, ...] = ()  # what became of each planted bug (--mutants)
 
 
 def defects(lab: Lab, solution, skeleton) -> list[str]:
@@ -48,12 +49,12 @@ def defects(lab: Lab, solution, skeleton) -> list[str]:
     return out
 
 
-def mutant_defects(task: int, mutant) -> list[str]:
+def stripped_task_defects(task: int, stripped) -> list[str]:
     """The solution with only task `task` stripped: every check of that task must fail."""
-    if mutant.build_errors or mutant.score.verdict.startswith("build failed"):
-        return [f"the solution without task {task}'s code does not compile: {mutant.score.verdict}"]
+    if stripped.build_errors or stripped.score.verdict.startswith("build failed"):
+        return [f"the solution without task {task}'s code does not compile: {stripped.score.verdict}"]
     return [f"{'hidden' if c.hidden else 'visible'} check {c.file or c.name} passes without task {task}'s code: it cannot fail"
-            for c in mutant.score.checks if c.task == task and c.status in ("pass", "skip")]
+            for c in stripped.score.checks if c.task == task and c.status in ("pass", "skip")]
 
 
 def selfcheck_lab(lab: Lab, pair, timeout: float = 60.0, check_timeout: float = 10.0, jobs: int = 2,
@@ -82,11 +83,11 @@ def selfcheck_lab(lab: Lab, pair, timeout: float = 60.0, check_timeout: float = 
                                                    check_timeout=check_timeout)
     found = defects(lab, solution, skeleton)
     for n, stripped in zip(tasks, others):
-        found += mutant_defects(n, stripped)
+        found += stripped_task_defects(n, stripped)
     happened = []
     for bug, outcome in zip(planted, others[len(tasks):]):
         what, defect = verdict(bug, outcome)
-        happened.append((bug.name, what))
+        happened.append(Planted(bug.name, what))
         found += [defect] if defect else []
     s1 = f"{solution.score.total:g}/{solution.score.max_points:g} {solution.score.verdict}"
     s2 = f"{skeleton.score.total:g}/{skeleton.score.max_points:g} {skeleton.score.verdict}"

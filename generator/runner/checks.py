@@ -241,7 +241,7 @@ class GuestModule:
         params = f" {self.params}" if self.params else ""  # validated: name=value words, no shell characters
         if what == "insmod":
             return f"load_module {_q(self.name)} {_q(self.ko)}{params} || exit 1"
-        return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}; dbgs_sections {_q(self.name)}"
+        return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
 
     def rmmod(self, what: str = "rmmod") -> str:
         return f"rmmod {_q(self.name)} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
@@ -275,8 +275,10 @@ DISCOVER_SCRIPTS = (
     ("writes.sh", "discovered: writable numbers and Y/N take their value back"),
 )
 DISCOVER_MAX = 200  # files listed and exercised at most
-# kmemleak's verdict on what the modules allocated and lost (runner.leaks reads its diagnostics)
+# kmemleak's verdict on what the modules allocated and lost (runner.leaks reads its diagnostics).
+# It waits 5 s and scans twice (~10 s on the debug kernel under TCG), whatever --check-timeout says.
 LEAK_CHECK = Check("no memory leaked", "dbgs_no_leaks")
+LEAK_CHECK_MIN_SECONDS = 60
 
 
 def plan(run: RunPlan, version: tuple[int, ...]) -> list[Check]:
@@ -292,6 +294,8 @@ def plan(run: RunPlan, version: tuple[int, ...]) -> list[Check]:
         body = m.insmod()
         if i == 0 and run.discover:
             body = "discover_before; " + body
+        if i == 0 and run.leak_check:
+            body = "dbgs_leaks_reset; " + body
         if i == len(mods) - 1 and has_root:
             body += "; " + has_root
         checks.append(Check(f"insmod {m.name}" + (f" {m.params}" if m.params else ""), body))
@@ -364,9 +368,11 @@ def render_script(what: str, variables: dict[str, str], checks: list[tuple[str, 
         if not script_path:
             lines += [f"check_{n}() {{", f"    {body}", "}"]
     lines += ["", "echo 'KTAP version 1' >&3", f"echo '1..{len(checks)}' >&3"]
-    for n, (name, _body, script_path) in enumerate(checks, 1):
+    for n, (name, body, script_path) in enumerate(checks, 1):
         if script_path:
             lines.append(f"run_user_check {n} {_q(name)} {_q(script_path)}")
+        elif body == LEAK_CHECK.body and check_timeout is not None:
+            lines.append(f"run_check {n} {_q(name)} check_{n} {max(guest_timeout(check_timeout), LEAK_CHECK_MIN_SECONDS)}")
         else:
             lines.append(f"run_check {n} {_q(name)} check_{n}")
     lines.append("checks_done")

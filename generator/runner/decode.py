@@ -1,4 +1,4 @@
-"""A kernel report's frames in the modules under test, decoded to file:line and the source line.
+"""A kernel report's frames decoded to file:line and the source line (and, in a generated module, to the spec entry).
 
 A report names a module frame as `func+0xOFF/0xSIZE [module]` (the faulting
 `RIP: 0010:` line, and each call-trace line; `? ` marks a guess). The symbol's
@@ -9,8 +9,9 @@ so one byte back lands in the call itself. The DWARF names the file as it was
 compiled, in dbgscaffold's build tree: the project's own file of the same
 relative path is shown instead.
 
-Pure: module_frames(), name_entries(). Edges: decode() (objdump, addr2line, reads the sources),
-frames_at() (a bare address, from where the module's sections lay).
+Pure: module_frames(), kernel_frames(), name_entries(). Edges: decode() (objdump, addr2line, reads the sources),
+frames_at() (a bare address, from where the module's sections lay),
+decode_kernel() (the kernel's own frames, from a debug kernel's vmlinux).
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ def name_entries(frames: Sequence[Frame], c_names: Sequence[tuple[str, str]], ch
     return out
 
 
+_KERNEL_FRAME = re.compile(r"(?P<rip>RIP: [0-9a-f]{4}:)?(?P<guess>\? )?(?P<func>[A-Za-z_][\w.]*)\+0x(?P<off>[0-9a-f]+)/0x[0-9a-f]+(?! \[)(?=\s|$)", re.M)
+
+
+def kernel_frames(excerpt: str) -> list[Frame]:
+    """The frames of `excerpt` in the kernel itself (no `[module]`), in order, each once;
+    Frame.module is "" and Frame.offset the offset in the function."""
+    out: list[Frame] = []
+    for m in _KERNEL_FRAME.finditer(excerpt):
+        frame = Frame(m["func"], int(m["off"], 16), "", exact=bool(m["rip"]), reliable=not m["guess"])
+        if not any((f.function, f.offset, f.exact) == (frame.function, frame.offset, frame.exact) for f in out):
+            out.append(frame)
+    return out
+
+
 def module_frames(excerpt: str, modules: Sequence[str] = ()) -> list[Frame]:
     """The frames of `excerpt` in `modules` (all modules when empty), in order, each once."""
     out: list[Frame] = []
@@ -98,7 +113,7 @@ def _section_sizes(ko: Path) -> dict[str, int]:
 def frames_at(addresses: Sequence[int], sections: Sequence[tuple[str, str, int]], kos: Mapping[str, Path]) -> list[Frame | None]:
     """The module frame (a return address) at each bare address, from where the modules'
     sections lay (module, section, address: the guest's /sys/module/NAME/sections) and
-    their .ko files; None for an address in none of them. A backtrace shows bare
+    their .ko files; None for an address in none of them, or in two that differ. A backtrace shows bare
     addresses for a module that is no longer loaded (kmemleak's, after rmmod)."""
     if not shutil.which("objdump"):
         return [None] * len(addresses)
@@ -106,7 +121,7 @@ def frames_at(addresses: Sequence[int], sections: Sequence[tuple[str, str, int]]
     functions: dict[str, list[tuple[str, int, str]]] = {}
     out: list[Frame | None] = []
     for address in addresses:
-        found = None
+        found: set[Frame] = set()
         for module, section, base in sections:
             ko = kos.get(module)
             if ko is None or not Path(ko).is_file():
@@ -121,17 +136,19 @@ def frames_at(addresses: Sequence[int], sections: Sequence[tuple[str, str, int]]
                 before = [(a, name) for s, a, name in functions[module] if s == section and a <= offset]
                 if before:
                     start, name = max(before)
-                    found = Frame(name, offset - start, module, exact=False)
-                break
-        out.append(found)
+                    found.add(Frame(name, offset - start, module, exact=False))
+        # Freed module memory is reused: two loads may have put different code there. Not a guess.
+        out.append(found.pop() if len(found) == 1 else None)
     return out
 
 
-def _lines(ko: Path, section: str, address: int) -> list[tuple[str, int]]:
-    """(file, line) of the address, the innermost first: with -i, each function it was
-    inlined into (kzalloc() in slab.h, inlined into the module's own function)."""
-    out = subprocess.run(["addr2line", "-i", "-e", str(ko), "-j", section, hex(address)], capture_output=True, text=True,
-                         timeout=30, check=False).stdout.strip().splitlines()
+def _lines(ko: Path, section: str | None, address: int) -> list[tuple[str, int]]:
+    """(file, line) of the address (relative to `section` in a .ko; absolute in a vmlinux,
+    section None), the innermost first: with -i, each function it was inlined into
+    (kzalloc() in slab.h, inlined into the module's own function)."""
+    where = ["-j", section] if section else []
+    out = subprocess.run(["addr2line", "-i", "-e", str(ko), *where, hex(address)], capture_output=True, text=True,
+                         timeout=60, check=False).stdout.strip().splitlines()
     found = [re.match(r"^(.*?):(\d+)", x) for x in out]
     return [(m[1], int(m[2])) for m in found if m and m[1] != "??"]
 
@@ -180,4 +197,42 @@ def decode(frames: Sequence[Frame], kos: Mapping[str, Path], project: Path | Non
             lines = found.read_text(errors="replace").splitlines()
             source = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         out.append(replace(f, file=shown, line=line, source=source, ours=found is not None))
+    return out
+
+
+def has_line_tables(vmlinux: Path) -> bool:
+    """Was the kernel built with DWARF (a debug kernel is; Debian's image is not)?"""
+    try:
+        return Path(vmlinux).is_file() and ".debug_line" in _section_sizes(Path(vmlinux))
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def decode_kernel(frames: Sequence[Frame], vmlinux: Path, source: Path | None = None) -> list[Frame]:
+    """Each kernel frame with its file and line from `vmlinux`'s DWARF (in the function
+    the frame names, not in what was inlined into it), the file relative to the kernel `source` tree when it lies in it; the
+    others as they were (so is a name several static functions share: which one is
+    not known)."""
+    if not frames or not shutil.which("nm") or not shutil.which("addr2line"):
+        return list(frames)
+    table = subprocess.run(["nm", "-S", str(vmlinux)], capture_output=True, text=True, timeout=120, check=False).stdout
+    starts: dict[str, list[int]] = {}
+    for row in table.splitlines():
+        parts = row.split()
+        if len(parts) == 4 and parts[2] in "tTwW":
+            starts.setdefault(parts[3], []).append(int(parts[0], 16))
+    out = []
+    for f in frames:
+        found = starts.get(f.function, [])
+        if len(found) != 1:
+            out.append(f)
+            continue
+        places = _lines(Path(vmlinux), None, found[0] + f.offset - (0 if f.exact else 1))
+        if not places:
+            out.append(f)
+            continue
+        file, line = places[-1]  # the outermost: the line in the function the frame names
+        if source is not None and file.startswith(str(source).rstrip("/") + "/"):
+            file = file[len(str(source).rstrip("/")) + 1:]
+        out.append(replace(f, file=file, line=line))
     return out

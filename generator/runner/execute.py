@@ -37,7 +37,7 @@ from . import leaks
 from .build import BuildFailed, Built
 from .checks import LEAK_CHECK
 from .checks import guest_files as check_files
-from .decode import decode, module_frames, name_entries
+from .decode import decode, decode_kernel, has_line_tables, kernel_frames, module_frames, name_entries
 from .detectors import config_of, detectors, slowdown
 from .judge import judge
 from .model import BuildFailure, Status, TestRun
@@ -137,18 +137,40 @@ def _charged_entry(run: TestRun, check: str | None, c_names: Sequence[tuple[str,
     return about if about in {path for _, path in c_names} else ""
 
 
-def with_frames(run: TestRun, prep: Prepared, project: Path) -> TestRun:
+@dataclass(frozen=True)
+class KernelDwarf:
+    """A kernel built with DWARF: its vmlinux, and the source tree its file names start with."""
+
+    vmlinux: Path
+    source: Path | None
+
+
+def kernel_dwarf(pair: KernelPair) -> KernelDwarf | None:
+    """The DWARF of `pair`'s kernel when it has some (a debug kernel's build tree does)."""
+    vmlinux = Path(pair.build_dir) / "vmlinux"
+    if not has_line_tables(vmlinux):
+        return None
+    source = Path(pair.build_dir) / "source"  # an O= build tree points at its source
+    return KernelDwarf(vmlinux, source.resolve() if source.exists() else Path(pair.build_dir).resolve())
+
+
+def with_frames(run: TestRun, prep: Prepared, project: Path, dwarf: KernelDwarf | None = None) -> TestRun:
     """`run` with each crash report's module frames decoded to the project's source
-    lines, and kmemleak's findings (the check LEAK_CHECK) read and decoded: the
-    check's diagnostics start with one line per leak, the verdict names the first."""
+    lines (and with `dwarf`, the kernel's own frames to the kernel's), and kmemleak's
+    findings (the check LEAK_CHECK) read and decoded: the check's diagnostics start
+    with one line per leak, the verdict names the first."""
     if prep.built is None:
         return run
     kos = {m.name: m.debug_ko for m in prep.built.modules}
     root = Path(project).resolve()
     if run.crashes:
-        run = replace(run, frames=tuple(tuple(name_entries(decode(module_frames(c.excerpt, list(kos)), kos, root), prep.c_names,
-                                                           _charged_entry(run, c.check, prep.c_names)))
-                                        for c in run.crashes))
+        frames = []
+        for report in run.crashes:
+            ours = name_entries(decode(module_frames(report.excerpt, list(kos)), kos, root), prep.c_names,
+                                _charged_entry(run, report.check, prep.c_names))
+            kernel = decode_kernel(kernel_frames(report.excerpt), dwarf.vmlinux, dwarf.source) if dwarf is not None else []
+            frames.append(tuple(ours + kernel))
+        run = replace(run, frames=tuple(frames))
     found: list[leaks.Leak] = []
     checks = list(run.checks)
     for i, c in enumerate(checks):
@@ -179,6 +201,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
     while the unstripped .ko files exist (they go with run()'s scratch directory)."""
     vm_setup = machine_for(pair, options.accel, options.guest_files, options.sanitize)
     slow = slowdown(vm_setup.detectors)  # a debug kernel's checks take longer: so may they
+    dwarf = kernel_dwarf(pair)
     check_timeout = options.check_timeout * slow if options.check_timeout else None
     snapshot = options.snapshot
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
@@ -245,7 +268,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                     judged = judge(prep.module, list(prep.names), pr.result, pair.release, vm_setup.accel.accel,
                                    vm_setup.accel.reason, vm_setup.image_kind, prep.build_seconds, prep.pack_seconds,
                                    boot=pr.boot.kind, boot_note=boot_note)
-                    results[i] = (replace(with_frames(judged, prep, requests[i].project), detectors=vm_setup.detectors), prep)
+                    results[i] = (replace(with_frames(judged, prep, requests[i].project, dwarf), detectors=vm_setup.detectors), prep)
                     if _dirty(pr):
                         vm.finish()
                         vm = None

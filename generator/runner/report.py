@@ -23,6 +23,7 @@ JSON_VERSION = 1
 _STYLE = {Status.PASS: "green", Status.SKIP: "yellow", Status.FAIL: "red", Status.CRASHED: "bold red", Status.TIMEOUT: "bold red",
           Status.NOT_RUN: "dim"}
 SUBTESTS_SHOWN = 40  # lines of a check's subtest (e.g. discovered files) in the table
+KERNEL_FRAMES_SHOWN = 6  # decoded kernel frames of a report, innermost first (all are in the JSON)
 
 
 def _clean(text: str) -> str:
@@ -182,11 +183,16 @@ def print_run(run: TestRun, console) -> None:
         where = f"check {rep.check}" if rep.check else "outside any check"
         console.print(f"[bold red]{escape(rep.title)}[/bold red] ({where}):")
         console.print(escape(rep.excerpt), highlight=False)
-        decoded = [f for f in (run.frames[i] if i < len(run.frames) else ()) if f.ours]
+        frames = run.frames[i] if i < len(run.frames) else ()
+        decoded = [f for f in frames if f.ours]
         if decoded:
             console.print("[bold]in your code:[/bold]")
             for f in decoded:
                 console.print(f"  {escape(str(f))}" + ("" if f.reliable else "  (? an unreliable frame)"), highlight=False)
+        kernel = [f for f in frames if not f.module and f.file and f.reliable]  # a kernel with DWARF (a debug kernel)
+        if kernel:
+            console.print("[bold]in the kernel:[/bold] " + escape(" < ".join(f"{f.function} {f.file}:{f.line}" for f in kernel[:KERNEL_FRAMES_SHOWN])),
+                          highlight=False)
     for leak, n in distinct(run.leaks):
         objects = f"{leak.size} bytes (object {leak.address}, allocated by {leak.comm}" + (f"; {n} objects like it)" if n > 1 else ")")
         console.print(f"[bold red]{escape(leak.title)}[/bold red] (check {leak.check}): {escape(objects)}", highlight=False)

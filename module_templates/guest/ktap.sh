@@ -119,13 +119,13 @@ _in_module() {
     return 1
 }
 
-# _timed_out N NAME PID T0: check N (started at uptime T0) outlived $DBGS_CHECK_TIMEOUT.
+# _timed_out N NAME PID T0 LIMIT: check N (started at uptime T0) outlived LIMIT seconds.
 # A task in a module's code is stuck there: no signal, since a pending one can turn an
 # interruptible sleep loop into a busy loop that starves the guest. Otherwise SIGKILL
 # the tree; what is still there a second later is stuck in the kernel. Stuck: show
 # where, bail out, power off.
 _timed_out() {
-    echo "dbgscaffold: check $1 exceeded its limit of $DBGS_CHECK_TIMEOUT s" > "$DBGS_KMSG"
+    echo "dbgscaffold: check $1 exceeded its limit of $5 s" > "$DBGS_KMSG"
     _walk $3
     _left=
     for _p in $_tree; do _in_module $_p && _left="$_left $_p"; done
@@ -153,7 +153,7 @@ _timed_out() {
         diag "$_comm (pid $_p) $_why; its kernel stack:"
         while read -r _l; do diag "  $_l"; done < /proc/$_p/stack 2>/dev/null
     done
-    printf 'not ok %d %s # TIMEOUT per-check limit %s s\n' "$1" "$2" "$DBGS_CHECK_TIMEOUT" >&3
+    printf 'not ok %d %s # TIMEOUT per-check limit %s s\n' "$1" "$2" "$5" >&3
     echo "Bail out! check $1 is stuck in the kernel" >&3
     $DBGS_POWEROFF
 }
@@ -166,17 +166,17 @@ _timed_out() {
 _watchdog() {
     while :; do
         # Between checks: wake now and then, and leave once the run's shell is gone.
-        if ! read -r -t 2 _n _p _t0 _d <&5; then
+        if ! read -r -t 2 _n _p _t0 _lim _d <&5; then
             _st=Z; read -r _ _ _st _ < /proc/$$/stat 2>/dev/null  # ash's $$: the run's shell
             [ "$_st" = Z ] && exit 0
             continue
         fi
         [ "$_n" = quit ] && exit 0
-        if read -r -t "$DBGS_CHECK_TIMEOUT" _e <&5; then
+        if read -r -t "$_lim" _e <&5; then
             echo ok >&6
             continue
         fi
-        _timed_out "$_n" "$_d" "$_p" "$_t0"  # returns once the tree is gone
+        _timed_out "$_n" "$_d" "$_p" "$_t0" "$_lim"  # returns once the tree is gone
         read -r _e <&5
         echo late >&6
     done
@@ -193,9 +193,10 @@ _watchdog_start() {
     DBGS_WD=$!
 }
 
-# run_check N DESCRIPTION FUNCTION: one top-level result, with kmsg markers,
+# run_check N DESCRIPTION FUNCTION [LIMIT]: one top-level result, with kmsg markers,
 # the taint before and after, and the time it took. With DBGS_CHECK_TIMEOUT set
-# (whole seconds) a check that outlives it is killed and reported TIMEOUT.
+# (whole seconds; LIMIT instead for a check that needs longer, e.g. kmemleak's) a
+# check that outlives it is killed and reported TIMEOUT.
 # dd, not cat: it runs in the forked shell without an exec. Not `read`: it reads a
 # byte per read(2) and a sysctl returns nothing past offset 0.
 run_check() {
@@ -204,11 +205,12 @@ run_check() {
     taint0=${DBGS_TAINT:-$(dd if=/proc/sys/kernel/tainted 2>/dev/null)}
     echo "dbgscaffold: begin check $1" > "$DBGS_KMSG"
     _late=
+    _limit=${4:-${DBGS_CHECK_TIMEOUT:-}}
     if [ -n "${DBGS_CHECK_TIMEOUT:-}" ]; then
         _watchdog_start
         ( "$3" ) &
         _pid=$!
-        echo "$1 $_pid $t0 $2" >&5
+        echo "$1 $_pid $t0 $_limit $2" >&5
         wait $_pid
         rc=$?
         echo end >&5
@@ -226,8 +228,8 @@ run_check() {
     echo "# uptime: $t0 $t1" >&3
     [ "$taint0" = "$taint1" ] || echo "# taint: $taint0 -> $taint1" >&3
     if [ -n "$_late" ]; then
-        diag "killed after $DBGS_CHECK_TIMEOUT s"
-        _result 'not ok' "$2" "TIMEOUT per-check limit $DBGS_CHECK_TIMEOUT s"
+        diag "killed after $_limit s"
+        _result 'not ok' "$2" "TIMEOUT per-check limit $_limit s"
     else
         case $rc in
             0) _result ok "$2" ;;
@@ -287,7 +289,6 @@ load_module() {
     _name=$1; _ko=$2; shift 2
     [ $# -gt 0 ] && _seen=$(${DBGS_DMESG:-dmesg} | wc -l)
     insmod "$_ko" "$@" 2>"$DBGS_TMP/.err" || { insmod_failed "$_name"; return 1; }
-    dbgs_sections "$_name"
     [ $# -gt 0 ] || return 0
     _ign=$(${DBGS_DMESG:-dmesg} | tail -n +$((_seen + 1)) | grep -F "] $_name: unknown parameter")
     [ -n "$_ign" ] || return 0
@@ -315,10 +316,29 @@ dbgs_sections() {
     return 0
 }
 
+# insmod, for every caller (the checks, a lab's, your tests/*.sh): the module loads and
+# where it lies is noted. The kernel names foo-bar.ko "foo_bar".
+insmod() {
+    command ${DBGS_INSMOD:-insmod} "$@" || return  # overridable to test on a host
+    _m=${1##*/}; _m=${_m%.ko}
+    case $_m in *-*) _m=$(echo "$_m" | tr - _) ;; esac
+    dbgs_sections "$_m"
+}
+
+# dbgs_leaks_reset: a payload starts from no leak (the VM may have run another
+# project before): what kmemleak already reported is cleared, no section is noted.
+dbgs_leaks_reset() {
+    rm -f "$DBGS_TMP/.dbgs-sections"
+    [ -e "$DBGS_DEBUGFS/kmemleak" ] && echo clear > "$DBGS_DEBUGFS/kmemleak" 2>/dev/null
+    return 0
+}
+
 # dbgs_module_leaks FILE: the first $DBGS_LEAKS_SHOWN objects of kmemleak's FILE whose
 # backtrace has a module frame (bare, " 0xffffffffa...", once the module is gone; or
-# "... [name]"; 6.1 puts "[<...>]" before each frame, 6.12 not) as "kmemleak: " diagnostics (the serial port is slow, ash is slower: a
-# leak per write can be thousands); fails when there is none.
+# "... [name]"; 6.1 puts "[<...>]" before each frame, 6.12 not) as "kmemleak: "
+# diagnostics (the serial port is slow, ash is slower: a leak per write can be
+# thousands); fails when there is none. Only the modules under test are ever loaded
+# here, so a module frame is theirs.
 : "${DBGS_LEAKS_SHOWN:=20}"
 dbgs_module_leaks() {
     _n=0; _block=; _ours=; _full=
@@ -330,12 +350,14 @@ dbgs_module_leaks() {
     while IFS= read -r _l; do
         case $_l in
             "unreferenced object"*)
-                _flush; _ours=
+                _flush; _ours=; _bt=
                 [ $_n -ge "$DBGS_LEAKS_SHOWN" ] && { _full=1; break; }
                 _block=$_l ;;
             *) _block="$_block
 $_l"
-               case $_l in *" 0xffffffff"[a-f]*|*" ["*"]") _ours=1 ;; esac ;;
+               case $_l in *backtrace*) _bt=1 ;; esac
+               # a frame, not the hex dump's text column
+               [ -n "$_bt" ] && case $_l in *" 0xffffffff"[a-f]*|*" ["*"]") _ours=1 ;; esac ;;
         esac
     done < "$1"
     [ -n "$_full" ] || _flush
