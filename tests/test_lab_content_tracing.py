@@ -313,7 +313,8 @@ def test_each_task_alone_is_missed_and_only_it(series, lab_id, tmp_path):
             if c.task == t.number:
                 assert c.status not in ("pass", "skip"), label
             elif t.number not in DEPENDS[lab_id].get(c.task, set()):
-                assert c.status == "pass", label
+                # kmemleak's check is a skip on Debian's kernels: they have none
+                assert c.status == "pass" or (c.name, c.status) == ("no memory leaked", "skip"), label
 
 
 @pytest.mark.slow
