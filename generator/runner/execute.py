@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import EXIT_CHECKS_FAILED, UserError
-from ..vm import crash, images
+from ..vm import crash, images, qemu
 from ..vm.agent import agent_initramfs
 from ..vm.images import KernelPair, boot_image
 from ..vm.initramfs import FileSpec
@@ -102,6 +102,7 @@ def machine_for(pair: KernelPair, accel: str = "auto", guest_files: Sequence[Fil
     initramfs, plus `guest_files` (big, shared files such as staprun and its
     libraries: the UART moves only ~30 KB/s); with `sanitize`, the kernel arguments
     that switch on its memory debugging."""
+    qemu.require(qemu.QEMU)  # before anything builds or boots: a message, not a traceback from a worker
     choice = probe_accel(accel)
     image = boot_image(pair.image, pair.release)
     library, *scripts = check_files()

@@ -327,11 +327,17 @@ def ended_how(r: RunResult) -> str:
     return "unknown"
 
 
+def require(qemu: str) -> None:
+    """EnvironmentProblem (exit 4, with the package to install) when `qemu` is not on PATH."""
+    if shutil.which(qemu) is None:
+        raise EnvironmentProblem(f"error: '{qemu}' is not installed (or not on PATH). Fix: apt-get install qemu-system-x86, "
+                                 "or see: dbgscaffold doctor.")
+
+
 def spawn(command: Sequence[str]) -> subprocess.Popen:
     """QEMU in its own process group, dying with us; stdout/stderr piped for Reader.
     Whoever spawns must kill_group() it on every path out."""
-    if shutil.which(command[0]) is None:
-        raise EnvironmentProblem(f"error: '{command[0]}' is not installed. Fix: apt-get install qemu-system-x86.")
+    require(command[0])
     return subprocess.Popen(
         list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, preexec_fn=child_setup,

@@ -30,12 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import EnvironmentProblem
 from ..procs import child_setup
 from .agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT
 from .images import KernelPair, boot_image
 from .initramfs import APPLETS, DEBUGFS, FileSpec, build_initramfs, file_members, init_script, newc_archive
-from .qemu import CONSOLE, argv, fast_machine, probe_accel
+from .qemu import CONSOLE, argv, fast_machine, probe_accel, require
 
 SHELL_APPLETS = APPLETS + ("setsid", "cttyhack", "vi", "less", "hexdump", "basename", "dirname", "env", "id", "ps", "kill", "clear")
 HOME = "/root"  # a lab project's files land here
@@ -136,8 +135,7 @@ def run_shell(guest: ShellGuest, pair: KernelPair, workdir: Path, accel: str = "
     initrd = shell_initrd(guest, Path(workdir) / "initrd.cpio", library)
     image = boot_image(pair.image, pair.release)
     machine = replace(fast_machine(image.path, initrd, accel=choice.accel), serial=(CONSOLE,))
-    if shutil.which(machine.qemu) is None:
-        raise EnvironmentProblem(f"error: '{machine.qemu}' is not installed. Fix: apt-get install qemu-system-x86.")
+    require(machine.qemu)
     return _run_attached(argv(machine), timeout)
 
 
