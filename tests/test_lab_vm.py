@@ -150,16 +150,27 @@ def test_check_points_a_crash_at_its_line_and_todo(series, tmp_path):
 
 
 def test_fops_without_its_lock_fails_the_concurrency_check(series, tmp_path):
+    """A race is caught by chance: 40 reads against two writers tore in most runs measured,
+    not all (CI saw one run of the no-lock module pass). Three copies run in one batch:
+    nothing but the concurrency check may fail in any, and it must fail in at least one."""
     from dbgscaffold.lab.engine import run_projects
     from dbgscaffold.lab.manifest import find_lab
     from dbgscaffold.lab.project import write_project
 
     lab = find_lab("debugfs-fops")
-    write_project(lab, tmp_path / "nolock", solution=True)
-    c = tmp_path / "nolock" / "fopslab.c"
-    c.write_text(c.read_text().replace("\tmutex_lock(&buf_lock);\n", "").replace("\tmutex_unlock(&buf_lock);\n", ""))
-    o = run_projects(lab, [("nolock", tmp_path / "nolock")], images.pair_for(series), hidden=True)[0]
-    failed = [x for x in o.score.checks if not x.status.ok]
-    why = (o.run.verdict, o.run.boot, o.run.ended, [(x.name, x.status, x.diagnostics[:3]) for x in failed][:3], o.run.console[-1500:])
-    assert [x.name for x in failed] == ["task 3: two writers and a reader at once: every read is one writer's whole content"], why
-    assert any("torn" in d for d in failed[0].diagnostics)
+    projects = []
+    for n in range(3):
+        write_project(lab, tmp_path / f"nolock{n}", solution=True)
+        c = tmp_path / f"nolock{n}" / "fopslab.c"
+        c.write_text(c.read_text().replace("\tmutex_lock(&buf_lock);\n", "").replace("\tmutex_unlock(&buf_lock);\n", ""))
+        projects.append((f"nolock{n}", tmp_path / f"nolock{n}"))
+    concurrency = "task 3: two writers and a reader at once: every read is one writer's whole content"
+    caught = 0
+    for o in run_projects(lab, projects, images.pair_for(series), hidden=True):
+        failed = [x for x in o.score.checks if not x.status.ok]
+        why = (o.run.verdict, o.run.boot, o.run.ended, [(x.name, x.status, x.diagnostics[:3]) for x in failed][:3], o.run.console[-1500:])
+        assert [x.name for x in failed] in ([], [concurrency]), why
+        if failed:
+            assert any("torn" in d for d in failed[0].diagnostics), why
+            caught += 1
+    assert caught >= 1, "the concurrency check missed the missing lock in 3 runs out of 3"
