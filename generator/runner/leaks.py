@@ -38,8 +38,7 @@ class Leak:
     address: str  # the object, as kmemleak printed it
     size: int
     comm: str  # the task that allocated it
-    backtrace: tuple[str, ...]  # the allocation's frames as printed, innermost first
-    lines: tuple[str, ...] = ()  # kmemleak's own text of the object
+    backtrace: tuple[str, ...]  # the allocation's frames as printed, innermost first (the whole text stays in the check's diagnostics)
     frames: tuple[Frame, ...] = ()  # its frames in the modules under test, decoded
     check: int = 0  # the check that reported it
 
@@ -66,7 +65,7 @@ def parse(diagnostics: Sequence[str]) -> tuple[list[Leak], list[tuple[str, str, 
 
     def close() -> None:
         if current is not None:
-            leaks.append(Leak(current["address"], current["size"], current["comm"], tuple(current["trace"]), tuple(current["lines"])))
+            leaks.append(Leak(current["address"], current["size"], current["comm"], tuple(current["trace"])))
 
     for d in diagnostics:
         if d.startswith(SECTION_PREFIX):
@@ -80,11 +79,10 @@ def parse(diagnostics: Sequence[str]) -> tuple[list[Leak], list[tuple[str, str, 
         m = _OBJECT.match(line)
         if m:
             close()
-            current = {"address": m[1], "size": int(m[2]), "comm": "?", "trace": [], "lines": [line]}
+            current = {"address": m[1], "size": int(m[2]), "comm": "?", "trace": []}
             continue
         if current is None:
             continue
-        current["lines"].append(line)
         if m := _COMM.match(line):
             current["comm"] = m[1]
         elif _BACKTRACE.match(line):
