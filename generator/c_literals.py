@@ -9,12 +9,13 @@ form a trigraph, and long strings are split only after a newline escape
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from jinja2 import Environment, FileSystemBytecodeCache
 from jinja2.ext import Extension
 
-from .paths import cache_dir
+from .paths import ForeignCache, cache_dir, trusted
 
 INT_MAX = 2**31 - 1
 _SIMPLE_ESCAPES = {
@@ -52,8 +53,10 @@ def c_string_chunks(data: bytes | str) -> list[str]:
     chunks: list[str] = []
     current = ""
     previous = -1
-    for byte in data:
+    for i, byte in enumerate(data):
         piece = _escape(byte, previous)
+        if byte == ord(" ") and data[i + 1 : i + 2] == b"\n":
+            piece = "\\040"  # checkpatch: no whitespace before a quoted newline
         current += piece
         previous = byte
         if byte == ord("\n") or (piece in _SPLITTABLE or piece[1:].isdigit()) and len(current) >= STRING_WIDTH - 4:
@@ -138,6 +141,34 @@ def c_call(args: list[str], head: str, indent: int = 1, end: str = ";") -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def c_assign(pair: tuple[str, str], indent: int = 1) -> str:
+    """`left = right;` (or the call statement `right;` when left is empty), the right-hand
+    side on a continuation line, or a call's arguments wrapped, when the whole would
+    pass 100 columns."""
+    left, right = pair
+    tabs = "\t" * indent
+    line = f"{tabs}{left} = {right};" if left else f"{tabs}{right};"
+    if _columns(line) <= LINE_WIDTH:
+        return line
+    if not left:
+        head, _, args = right.partition("(")
+        if not re.fullmatch(r"[A-Za-z_]\w*", head) or not args.endswith(")"):
+            raise ValueError(f"not a call statement: {right!r}")  # a kind's statements are plain calls
+        return c_call(_top_level_args(args[:-1]), head, indent)
+    return f"{tabs}{left} =\n{tabs}\t{right};"
+
+
+def _top_level_args(text: str) -> list[str]:
+    """A call's arguments: `text` split at the commas outside parentheses."""
+    args, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            args.append(text[start:i].strip())
+            start = i + 1
+    return [*args, text[start:].strip()]
+
+
 class CLiteralsExtension(Extension):
     """Registers the filters and the whitespace rules the templates are written for."""
 
@@ -147,16 +178,19 @@ class CLiteralsExtension(Extension):
         environment.trim_blocks = True
         environment.lstrip_blocks = True
         # Compiling the templates is most of `new`'s time: keep the bytecode.
-        cache = cache_dir() / "jinja"
+        # (bytecode is code: only from a directory no other user can write into)
         try:
+            cache = cache_dir() / "jinja"
             cache.mkdir(parents=True, exist_ok=True)
-            environment.bytecode_cache = FileSystemBytecodeCache(str(cache))
-        except OSError:
-            pass  # an unwritable cache only costs time
+            if trusted(cache):
+                environment.bytecode_cache = FileSystemBytecodeCache(str(cache))
+        except (OSError, ForeignCache):
+            pass  # an unwritable (or someone else's) cache only costs time
         environment.filters.update(
             c_string=c_string,
             c_initializer=c_initializer,
             c_int=c_int,
             comment_text=comment_text,
             c_call=c_call,
+            c_assign=c_assign,
         )

@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_USAGE, UserError
+from .errors import EXIT_USAGE, UserError, environment_problem
+from .paths import atomic_write, cache_location
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 STRESS_SECONDS = 6.0  # dbgscaffold test --stress: the guest's whole budget for it
@@ -44,15 +45,28 @@ def cli() -> None:
               type=click.Path(path_type=Path, dir_okay=True), help="A dbgscaffold.toml describing the debugfs tree (default: the classic example).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the project (default: ./NAME).")
 @click.option("--force", is_flag=True, help="Replace the contents of a non-empty output directory.")
-def new(name: str | None, spec_path: Path | None, output: Path | None, force: bool) -> None:
+@click.option("--into", "into", type=click.Path(path_type=Path, file_okay=False),
+              help="Add the debugfs files to this existing module project (its Kbuild or Makefile gains the objects) instead.")
+@click.option("--module", "module_name", metavar="NAME", help="With --into: the module of the Kbuild the files join, when it builds several.")
+def new(name: str | None, spec_path: Path | None, output: Path | None, force: bool, into: Path | None, module_name: str | None) -> None:
     """Generate a module project NAME from a spec.
 
     Without --spec, NAME is required and the project is the classic debugfs
     example: `a` (u8), `b` (read-only blob) and `subdir/c` (a char buffer).
     With --spec, NAME is optional and overrides the spec's [module].name.
+
+    With --into DIR the debugfs code joins your own module instead: the spec's
+    C (NAME_debugfs.c, .h, NAME_compat.h), user/ starters and the spec are
+    added, and a marked block of DIR's Kbuild lists their objects; call
+    NAME_debugfs_init() and NAME_debugfs_exit() from your init and exit.
     """
-    from .render import new_project
+    from .render import into_project, new_project
     from .spec import load_spec, parse_spec
+
+    if into is not None and (output is not None or force):
+        raise click.UsageError("--into adds to an existing project: -o and --force do not apply.")
+    if module_name is not None and into is None:
+        raise click.UsageError("--module goes with --into.")
 
     try:
         if spec_path is None:
@@ -63,11 +77,21 @@ def new(name: str | None, spec_path: Path | None, output: Path | None, force: bo
         else:
             spec = load_spec(spec_path, name_override=name)
         _print_warnings(spec)
-        dest = output if output is not None else Path(spec.module.name)
-        result = new_project(spec, dest, force=force)
+        if into is not None:
+            result = into_project(spec, into, module_name)
+        else:
+            result = new_project(spec, output if output is not None else Path(spec.module.name), force=force)
     except UserError as exc:
         _fail(exc)
     rel = _shown(result.project)
+    if into is not None:
+        n = spec.module.name
+        click.echo(f"Added to {rel}/ : {len(spec.entries)} entries under /sys/kernel/debug/{spec.module.root}/")
+        for f in result.generated + result.user_files + ["dbgscaffold.toml"]:
+            click.echo(f"  {f}")
+        click.echo(f"Next: call {n}_debugfs_init() from your module's init and {n}_debugfs_exit() from its exit"
+                   f" (#include \"{n}_debugfs.h\"), then make -C {rel}")
+        return
     click.echo(f"Created {rel}/ : module {spec.module.name}, {len(spec.entries)} entries under /sys/kernel/debug/{spec.module.root}/")
     for f in result.generated + result.user_files + ["dbgscaffold.toml"]:
         click.echo(f"  {f}")
@@ -118,7 +142,7 @@ def spec_classic() -> None:
 @spec.command("types")
 def spec_types() -> None:
     """List the entry types, their ranges and modes."""
-    from .debugfs_types import TYPES
+    from .kinds import TYPES
 
     for t in TYPES.values():
         rng = f"{t.minimum}..{t.maximum}" if t.minimum is not None else ""
@@ -332,8 +356,10 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
 @click.option("--sanitize", is_flag=True,
               help="Boot with the memory debugging the kernel has but leaves off: slub_debug=FZPU, page_poison=1, init_on_free=1, "
                    "KFENCE sampling (the report header names what was active).")
+@click.option("--untrusted", is_flag=True,
+              help="The code is not yours: build a copy in a sandbox (bubblewrap: host read-only, no network, no home, bounded).")
 def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot,
-         sanitize) -> None:
+         sanitize, untrusted) -> None:
     """Build the modules in each of DIRECTORIES (default: .), run them in a QEMU VM
     and check them.
 
@@ -352,7 +378,8 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
 
     Exit (the worst over all runs): 0 pass, 1 check failures, 2 usage or spec
     error, 3 build failed, 4 environment missing (qemu, kernel, headers,
-    busybox), 5 timeout/hang, 6 crash (oops, panic, or a D/W/L/B taint).
+    busybox, or bubblewrap for --untrusted), 5 timeout/hang, 6 crash (oops,
+    panic, or a D/W/L/B taint).
     """
     from rich.console import Console
 
@@ -360,12 +387,16 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
     from .runner.execute import RunOptions
     from .runner.kernels import resolve
     from .runner.project import load_project, run_tests
+    from .sandbox import require as require_sandbox
+    from .untrusted_build import Untrusted
 
     out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     directories = list(directories) or [Path(".")]
     runs = []
     try:
+        if untrusted:
+            require_sandbox("test --untrusted")
         projects = [load_project(d) for d in directories]
         for project in projects:
             _print_warnings(project)
@@ -389,7 +420,8 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
 
                 options = RunOptions(timeout, check_timeout if check_timeout else min(20.0, timeout / 3), accel, jobs,
                                      not fresh_boot, logs, sanitize=sanitize)
-                batch = run_tests(projects, pair, options, STRESS_SECONDS if stress else 0.0, on_line)
+                batch = run_tests(projects, pair, options, STRESS_SECONDS if stress else 0.0, on_line,
+                                  Untrusted() if untrusted else None)
             for one in batch:
                 if one.build_failure is not None:
                     _print_build_failure(one.build_failure)
@@ -401,9 +433,9 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
     except UserError as exc:
         _fail(exc)
     if junit is not None:
-        junit.write_text(report.junit_xml(runs), encoding="utf-8")
+        atomic_write(junit, report.junit_xml(runs).encode())
     if json_path is not None:
-        json_path.write_text(report.json_text(runs), encoding="utf-8")
+        atomic_write(json_path, report.json_text(runs).encode())
     if len(runs) > 1:
         for one in runs:
             out.print(f"{one.module} on {one.release}: {one.verdict} (exit {one.exit_code})")
@@ -604,11 +636,16 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except UserError as exc:  # raised where no command catches it (e.g. the cache belongs to someone else)
+        _fail(exc)
     except OSError as exc:
-        if exc.errno != errno.EPIPE:  # `dbgscaffold ... | head`: the reader left, as click's own main handles it
+        if exc.errno == errno.EPIPE:  # `dbgscaffold ... | head`: the reader left, as click's own main handles it
+            sys.stdout = None  # type: ignore[assignment]  # nothing more can be written: no flush error at exit
+            sys.exit(1)
+        problem = environment_problem(exc, str(cache_location()))
+        if problem is None:
             raise
-        sys.stdout = None  # type: ignore[assignment]  # nothing more can be written: no flush error at exit
-        sys.exit(1)
+        _fail(problem)
     sys.exit(code if isinstance(code, int) else 0)
 
 

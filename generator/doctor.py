@@ -92,6 +92,28 @@ def _kvm() -> DoctorItem:
     return DoctorItem("/dev/kvm", "warn", f"not usable, tests run under TCG: {choice.reason}", fix)
 
 
+def _sandbox() -> DoctorItem:
+    from .sandbox import available
+
+    why = available()
+    if not why:
+        return DoctorItem("sandbox", "ok", "bubblewrap works: lab grade and --untrusted build untrusted code in it")
+    fix = "sudo apt-get install bubblewrap" if "not installed" in why else "run where unprivileged user namespaces are allowed"
+    return DoctorItem("sandbox", "warn", f"{why}: lab grade refuses (exit 4) unless --no-sandbox", fix)
+
+
+def _cache() -> DoctorItem:
+    from .paths import cache_dir
+
+    try:
+        root = cache_dir()
+    except UserError as exc:
+        return DoctorItem("cache", "fail", str(exc).split(". Fix: ")[0], str(exc).split("Fix: ", 1)[-1])
+    writable = os.access(root, os.W_OK)
+    return DoctorItem("cache", "ok" if writable else "fail", f"{root} (private, 0700)" if writable else f"{root} is not writable",
+                      "" if writable else "set DBGSCAFFOLD_CACHE to a directory of yours")
+
+
 def diagnose() -> list[DoctorItem]:
     from .vm.initramfs import BUSYBOX
 
@@ -102,4 +124,6 @@ def diagnose() -> list[DoctorItem]:
         _busybox(BUSYBOX),
         *_kernels(),
         _kvm(),
+        _sandbox(),
+        _cache(),
     ]

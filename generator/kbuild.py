@@ -21,13 +21,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import paths
+from . import kbuild_probes, paths
 from .errors import EnvironmentProblem, UserError
+from .procs import track, untrack
 
 # gcc and sparse: "file.c:12:5: warning: message [-Wflag]"
 _COMPILER_RE = re.compile(
@@ -90,6 +91,28 @@ _REDECLARED_RE = re.compile(
 )
 
 
+# The shell's own words for a program kbuild ran that is not there (dash, then bash).
+_NOT_FOUND = re.compile(r"^(?:/bin/sh: \d+: (\S+): not found|/bin/sh: (\S+): command not found)$", re.M)
+# Debian packages of the programs kbuild runs, by name (a versioned compiler by its version).
+_PACKAGES = {"bc": "bc", "perl": "perl", "pahole": "dwarves", "flex": "flex", "bison": "bison", "openssl": "openssl",
+             "ld": "binutils", "as": "binutils", "objcopy": "binutils", "gcc": "gcc", "make": "make"}
+
+
+def missing_tool(output: str) -> tuple[str, str] | None:
+    """(program, Debian package) when make's output says a program it ran is not installed."""
+    m = _NOT_FOUND.search(output)
+    if m is None:
+        return None
+    program = m.group(1) or m.group(2)
+    name = program.rsplit("/", 1)[-1]
+    compiler = re.fullmatch(r"(?:[\w-]+-linux-gnu-)?(gcc|cpp|ld|as)(-\d+)?", name)
+    if compiler and compiler.group(1) in ("ld", "as"):
+        return program, "binutils"
+    if compiler:  # gcc-12 (Debian's headers name the compiler their kernel was built with)
+        return program, "gcc" + (compiler.group(2) or "")
+    return program, _PACKAGES.get(name, name)
+
+
 def kernel_name_clashes(output: str, project: Path) -> list[str]:
     """For each name the project redeclares that a kernel header declared first: a
     note naming the header and the fix (gcc says what, not that the name is the kernel's)."""
@@ -128,9 +151,31 @@ class BuildResult:
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
+def warm_probes(kdir: Path, args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+    """Record this tree's probe answers for make arguments `args` and environment `env` (a
+    sandbox's) with a build of our own (a one-line module), once: a sandboxed build only
+    reads answers, and the first one would otherwise leave every later one probing anew."""
+    answers = kbuild_probes.answers_for(kdir, args, env)
+    if answers is None:
+        return
+    warmed = answers.with_suffix(".warmed")
+    wanted = "warmed"
+    if kbuild_probes.usable(answers) and paths.read_or_empty(warmed) == wanted:
+        return
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-probes-") as tmp:
+        (Path(tmp) / "probe_warmup.c").write_text(kbuild_probes.WARMUP_C)
+        (Path(tmp) / "Kbuild").write_text("obj-m := probe_warmup.o\n")
+        ok = build(Path(tmp), kdir, extra_args=args, env=env).ok
+    if ok and kbuild_probes.usable(answers):
+        with contextlib.suppress(OSError):
+            kbuild_probes.write_private(warmed, wanted.encode())
+
+
 def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool = False, target: str = "modules", timeout: float = 600,
-          extra_args: Sequence[str] = ()) -> BuildResult:
-    """`make -C kdir M=project [W=1] [C=2] [extra_args] target`, output captured and parsed."""
+          extra_args: Sequence[str] = (), probes: bool = True, env: Mapping[str, str] | None = None) -> BuildResult:
+    """`make -C kdir M=project [W=1] [C=2] [extra_args] target`, output captured and parsed,
+    in our environment or `env`. With `probes`, kbuild's compiler probes are answered from
+    the cache (kbuild_probes)."""
     if shutil.which("make") is None:
         raise EnvironmentProblem("error: 'make' is not installed. Fix: apt-get install build-essential.")
     if not (Path(kdir) / "Makefile").is_file():
@@ -140,26 +185,45 @@ def build(project: Path, kdir: Path, extra_warnings: bool = False, sparse: bool 
         )
     if sparse and shutil.which("sparse") is None:
         raise EnvironmentProblem("error: 'sparse' is not installed. Fix: apt-get install sparse.")
-    argv = ["make", "-C", str(kdir), f"M={Path(project).resolve()}"]
-    if extra_warnings:
-        argv.append("W=1")
-    if sparse:
-        argv.append("C=2")
-    argv += [*extra_args, target]
-    env = {**os.environ, "LC_ALL": "C"}
+    make_args = [*(["W=1"] if extra_warnings else []), *(["C=2"] if sparse else []), *extra_args]
+    env = {**(os.environ if env is None else env), "LC_ALL": "C"}
+    answers = kbuild_probes.answers_for(kdir, make_args, env) if probes else None
+    record = kbuild_probes.new_record(answers) if answers is not None else None
+    probe_args = kbuild_probes.make_args(answers if kbuild_probes.usable(answers) else None, record) if answers is not None else []
+    if answers is not None and probe_args:
+        kbuild_probes.used(answers)
+    argv = ["make", "-C", str(kdir), f"M={Path(project).resolve()}", *probe_args, *make_args, target]
     start = time.monotonic()
     # its own process group, so a timeout stops gcc too and nothing keeps
     # writing into a build tree the next run (incremental_build) will use
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True) as proc:
-        try:
-            output, _ = proc.communicate(timeout=timeout)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
+    try:
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True) as proc:
+            track(proc)  # ^C in the main thread stops it (procs.kill_tracked)
+            try:
+                output, _ = proc.communicate(timeout=timeout)
+            except BaseException:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                _drop_probe_dirs(project)
+                raise
+            finally:
+                untrack(proc)
+    finally:
+        if answers is not None and record is not None:
+            kbuild_probes.merge(answers, record)  # whole lines only, also after a kill
+    if proc.returncode < 0:
+        _drop_probe_dirs(project)
     seconds = time.monotonic() - start
     return BuildResult(proc.returncode, output, seconds, parse_diagnostics(output))
+
+
+def _drop_probe_dirs(project: Path) -> None:
+    """Remove kbuild's compiler-probe directories (M=/.tmp_<pid>, scripts/Makefile.compiler):
+    their shell's EXIT trap removes them, but not when a signal kills it."""
+    for leftover in Path(project).glob(".tmp_*"):
+        if re.fullmatch(r"\.tmp_[0-9]+", leftover.name) and leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 BUILD_INPUTS = ("Kbuild", "Makefile")
@@ -217,7 +281,7 @@ def module_makefile(project: Path) -> Path:
     return makefile
 
 
-def _relocate(result: BuildResult, copy: Path, project: Path) -> BuildResult:
+def relocate(result: BuildResult, copy: Path, project: Path) -> BuildResult:
     """Make the messages of a build of `copy` name the user's files in `project`."""
     result.output = result.output.replace(str(copy), str(project))
     result.diagnostics = [replace(d, file=d.file.replace(str(copy), str(project)), message=d.message.replace(str(copy), str(project)))
@@ -242,7 +306,7 @@ def scratch_build(project: Path, kdir: Path, extra_warnings: bool = False, spars
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(project / rel, dst)
         result = build(copy, kdir, extra_warnings=extra_warnings, sparse=sparse)
-        yield copy, _relocate(result, copy, project)
+        yield copy, relocate(result, copy, project)
 
 
 # ---------------------------------------------------------------- incremental builds in the cache
@@ -251,7 +315,6 @@ BUILDS_FORMAT = "dbgscaffold-builds-1"  # bump when the tree layout or sync rule
 _IN_PROGRESS = "BUILDING"  # present while a sync + make may have left the tree half-done
 _OWNER = "owner.json"  # which project and kdir a tree belongs to (for pruning)
 _BUILT = "BUILT"  # written after a successful make; its mtime is the build's "after"
-_ENV_IN_KEY = ("ARCH", "CROSS_COMPILE", "LLVM", "KCFLAGS")  # environment kbuild reads that changes objects
 UP_TO_DATE_NOTE = "dbgscaffold: nothing changed since the last build (sources, kbuild's recorded dependencies); make not run"
 RETRY_NOTE = "dbgscaffold: the cached build tree failed without a compiler error; rebuilt it from a clean tree"
 
@@ -271,21 +334,6 @@ def compiler_identity(cc: str = "gcc") -> str:
     return (proc.stdout.splitlines() or [f"{cc} exited {proc.returncode}"])[0].strip()
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
-def _stat(path: Path) -> str:
-    try:
-        st = path.stat()
-    except OSError:
-        return "-"
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
 def build_key(project: Path, kdir: Path, make_args: Sequence[str] = (), compiler: str | None = None) -> str:
     """The name of a project's build tree for one kernel build dir.
 
@@ -300,11 +348,11 @@ def build_key(project: Path, kdir: Path, make_args: Sequence[str] = (), compiler
         BUILDS_FORMAT,
         str(Path(project).resolve()),
         str(kdir),
-        _read(kdir / "include" / "generated" / "utsrelease.h"),
-        _stat(kdir / "Module.symvers"),
+        paths.read_or_empty(kdir / "include" / "generated" / "utsrelease.h"),
+        paths.file_identity(kdir / "Module.symvers"),
         compiler if compiler is not None else compiler_identity(),
         *("arg=" + a for a in make_args),
-        *(f"{k}={os.environ.get(k, '')}" for k in _ENV_IN_KEY),
+        *(f"{k}={os.environ.get(k, '')}" for k in kbuild_probes.ENV_IN_KEY),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
@@ -446,6 +494,20 @@ def _up_to_date(tree: Path, kdir: Path) -> bool:
     return True
 
 
+def _damaged(src: Path) -> bool:
+    """A .ko in the tree that is no ELF relocatable object (overwritten, truncated): make
+    trusts it by its mtime, so only a clean tree builds it again."""
+    for ko in src.rglob("*.ko"):
+        try:
+            with open(ko, "rb") as f:
+                head = f.read(18)
+        except OSError:
+            return True
+        if len(head) < 18 or head[:4] != b"\x7fELF" or int.from_bytes(head[16:18], "little") != 1:  # e_type ET_REL
+            return True
+    return False
+
+
 def _compiler_failed(result: BuildResult) -> bool:
     """True when gcc or sparse reported an error: a real fault in the sources
     (or in how they use the kernel's headers) that a clean rebuild would repeat."""
@@ -465,7 +527,8 @@ def incremental_build(project: Path, kdir: Path, extra_make_args: Sequence[str] 
     older .ko when the build failed: look at result.ok first.
 
     A failed build of a reused tree without a compiler error (a damaged tree:
-    truncated object, broken .cmd file) is retried once from a clean tree.
+    truncated object, broken .cmd file), or one that leaves a .ko that is no
+    object file, is retried once from a clean tree.
     Warnings of files that were not recompiled are not repeated, so a lint
     that must see every warning keeps using scratch_build.
     """
@@ -480,11 +543,11 @@ def incremental_build(project: Path, kdir: Path, extra_make_args: Sequence[str] 
         tree.mkdir(exist_ok=True)
         src = tree / "src"
         owner = json.dumps({"project": str(project), "kdir": str(Path(kdir).resolve())})
-        if _read(tree / _OWNER) != owner:
+        if paths.read_or_empty(tree / _OWNER) != owner:
             (tree / _OWNER).write_text(owner)
         clean = _needs_clean(project, tree)
         changed = None if clean else _changed(project, src)
-        if changed == [] and _up_to_date(tree, kdir):
+        if changed == [] and _up_to_date(tree, kdir) and not _damaged(src):
             yield src, BuildResult(0, UP_TO_DATE_NOTE, 0.0)
             return
         (tree / _BUILT).unlink(missing_ok=True)
@@ -494,7 +557,8 @@ def incremental_build(project: Path, kdir: Path, extra_make_args: Sequence[str] 
         src.mkdir(exist_ok=True)
         _sync(project, src, changed)  # after a wipe (changed is None) everything is copied
         result = build(src, kdir, extra_args=args, timeout=timeout)
-        if not result.ok and not clean and not _compiler_failed(result):
+        killed = result.returncode < 0  # a signal (^C: procs.kill_tracked), not a damaged tree
+        if not clean and not killed and (result.ok and _damaged(src) or not result.ok and not _compiler_failed(result)):
             first = result.seconds
             _wipe(tree)
             src.mkdir()
@@ -505,7 +569,7 @@ def incremental_build(project: Path, kdir: Path, extra_make_args: Sequence[str] 
         (tree / _IN_PROGRESS).unlink()
         if result.ok:
             (tree / _BUILT).touch()
-        yield src, _relocate(result, src, project)
+        yield src, relocate(result, src, project)
 
 
 def prune_builds(root: Path | None = None, keep: str = "") -> int:

@@ -2,7 +2,9 @@
 
 QEMU (vm.qemu) and make -j (kernel_build) both fork trees of processes that must
 not outlive the command that started them: child_setup() makes each die when we
-die (even by SIGKILL), kill_group() ends a whole group on every way out.
+die (even by SIGKILL), kill_group() ends a whole group on every way out, and
+kill_tracked() ends the tracked ones (make, sandboxes) that threads wait on when
+a signal arrives in the main thread.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
@@ -25,6 +28,34 @@ def child_setup() -> None:
     """preexec_fn: in the child before exec, die with the parent, even if it is SIGKILLed."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+# Process groups started for work a signal should stop at once (make, a sandbox): the
+# threads that wait on them are not the main thread, so nothing else would stop them.
+_RUNNING: set[subprocess.Popen] = set()
+_LOCK = threading.Lock()
+
+
+def track(proc: subprocess.Popen) -> None:
+    with _LOCK:
+        _RUNNING.add(proc)
+
+
+def untrack(proc: subprocess.Popen) -> None:
+    with _LOCK:
+        _RUNNING.discard(proc)
+
+
+def kill_tracked() -> None:
+    """SIGKILL every tracked group (^C or SIGTERM: the threads waiting on them then return;
+    a build killed so is not retried, see kbuild.incremental_build)."""
+    with _LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def kill_group(proc: subprocess.Popen) -> None:

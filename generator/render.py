@@ -9,17 +9,27 @@ never touches the user's own (user/*.c, dbgscaffold.toml).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .debugfs_types import Kind, Writes
-from .errors import UserError
-from .spec import SPEC_FILE, Entry, Spec, cname_of, load_spec
+from . import kbuild_edit
+from .errors import EnvironmentProblem, UserError
+from .kbuild import module_makefile
+from .kinds import KINDS
+from .paths import atomic_write
+from .spec import SPEC_FILE, load_spec
+from .spec_model import Entry, Kind, ModuleInfo, Spec
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 MANIFEST = ".dbgscaffold-manifest.json"  # what regen owns, with content hashes
 MANIFEST_VERSION = 1
@@ -32,30 +42,36 @@ USER_DIR = "user"
 
 @dataclass(frozen=True)
 class EntryView:
+    """An entry as its kind's snippet reads it: the entry's own fields and params,
+    its C names, and what its kind computed for the snippet (template_fields)."""
+
     entry: Entry
     var: str  # the C name of the backing variable (or function prefix)
     parent_expr: str  # the dentry expression of the parent directory
-    create_fn: str = ""
-    create_args: tuple[str, ...] = ()
-    fops: str = ""
-    user_file: str = ""  # user/<cname>.c for seq and custom entries
-    state_size: int = 0  # custom: the starting buffer size in the user file
+    create_fn: str
+    create_args: tuple[str, ...]
+    user_file: str = ""  # user/<cname>.c when the kind has user code
+    state_size: int = 0  # the starting buffer of the user code
+    fields: Mapping[str, object] = field(default_factory=dict)
 
-    def __getattr__(self, name: str):
-        # Templates read entry fields (path, type, value, ...) straight through.
+    def __getattr__(self, name: str) -> object:
+        # Templates read entry fields (path, type, value, ...) and the kind's params straight through.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self.fields:
+            return self.fields[name]
+        params = dict(self.entry.params)
+        if name in params:
+            return params[name]
         return getattr(self.entry, name)
 
-    @property
-    def kind(self) -> str:
-        return self.entry.type.kind.value
 
-    @property
-    def readable(self) -> bool:
-        return bool(self.entry.mode and self.entry.mode & 0o444)
+@dataclass(frozen=True)
+class KindGroup:
+    """The files of one kind, in spec order: what its snippet declares together."""
 
-    @property
-    def writable(self) -> bool:
-        return bool(self.entry.mode and self.entry.mode & 0o222)
+    kind: Kind
+    entries: tuple[EntryView, ...]
 
 
 @dataclass(frozen=True)
@@ -67,82 +83,39 @@ class DirView:
 
 
 @dataclass(frozen=True)
-class FopsView:
-    name: str
-    read: bool
-    write: bool
-
-
-@dataclass(frozen=True)
 class TemplateModel:
     name: str
     guard: str
-    module: object
-    dirs: tuple[DirView, ...]
-    files: tuple[EntryView, ...]
+    module: ModuleInfo
+    tree: Tree  # what <name>_init() creates
     includes: tuple[str, ...]
-    textbuf_fops: tuple[FopsView, ...]
     table: tuple[dict, ...]
     examples: tuple[str, ...]
-    textbuf_read: bool = False
-    textbuf_write: bool = False
-
-    def _kind(self, kind: Kind) -> tuple[EntryView, ...]:
-        return tuple(f for f in self.files if f.entry.type.kind is kind)
+    instance: InstanceView | None = None
+    standalone: bool = True  # the module's own init/exit; False: added --into someone's module
 
     @property
-    def scalars(self):
-        return tuple(f for f in self.files if f.entry.type.kind in (Kind.INTEGER, Kind.BOOL))
+    def dirs(self) -> tuple[DirView, ...]:
+        return self.tree.dirs
 
     @property
-    def blobs(self):
-        return self._kind(Kind.BLOB)
+    def files(self) -> tuple[EntryView, ...]:
+        """The module-wide files (a device's are in instance.tree)."""
+        return self.tree.files
 
     @property
-    def strings(self):
-        return self._kind(Kind.STRING)
+    def kinds(self) -> tuple[KindGroup, ...]:
+        return self.tree.kinds
 
     @property
-    def arrays(self):
-        return self._kind(Kind.U32_ARRAY)
+    def dir_vars(self) -> int:
+        """The size of d[] in <name>_init()."""
+        return self.tree.dir_vars
 
     @property
-    def seqs(self):
-        return self._kind(Kind.SEQ)
-
-    @property
-    def customs(self):
-        return self._kind(Kind.CUSTOM)
-
-    @property
-    def user_entries(self):
-        return tuple(f for f in self.files if f.user_file)
-
-
-def _dir_var(path: str) -> str:
-    return f"dir_{cname_of(path)}"
-
-
-def _textbuf_fops_name(entry: Entry) -> str:
-    read, write = bool(entry.mode & 0o444), bool(entry.mode & 0o222)
-    return {(True, True): "textbuf_fops", (True, False): "textbuf_ro_fops"}.get((read, write), "textbuf_wo_fops")
-
-
-def _value_text(entry: Entry) -> str:
-    """How the initial value reads back, for the README table."""
-    kind, value = entry.type.kind, entry.value
-    if kind is Kind.BOOL:
-        return "`Y`" if value else "`N`"
-    if kind is Kind.INTEGER:
-        return "`" + entry.type.read_format.format(value).strip() + "`"
-    if kind in (Kind.BLOB, Kind.STRING, Kind.CUSTOM):
-        text = value.decode(errors="replace")
-        return "`" + text.replace("\n", "\\n").replace("|", "\\|").replace("`", "'") + "`" if text else "(empty)"
-    if kind is Kind.U32_ARRAY:
-        full = list(value) + [0] * (entry.length - len(value))
-        shown = " ".join(map(str, full[:8])) + (" ..." if len(full) > 8 else "")
-        return f"`{shown}`"
-    return ""
+    def user_entries(self) -> tuple[EntryView, ...]:
+        """Every entry with code of the user's in user/, module-wide and per instance."""
+        return tuple(f for f in (*self.files, *(self.instance.tree.files if self.instance else ())) if f.user_file)
 
 
 def _example_commands(spec: Spec) -> tuple[str, ...]:
@@ -150,87 +123,96 @@ def _example_commands(spec: Spec) -> tuple[str, ...]:
     lines = []
     for e in spec.files:
         path = f"{root}/{e.path}"
-        if e.mode & 0o444:
+        if e.readable:
             lines.append(f"sudo cat {path}")
-        if e.mode & 0o222 and e.type.writes is Writes.YES:
-            sample = {Kind.BOOL: "N", Kind.STRING: "hello", Kind.CUSTOM: "hello"}.get(e.type.kind, "7")
+        sample = e.kind.sample_write(e)
+        if sample is not None:
             lines.append(f"echo {sample} | sudo tee {path}")
     return tuple(lines[:12])
 
 
-def template_model(spec: Spec) -> TemplateModel:
-    name = spec.module.name
-    root_expr = f"{name}_root"
-    # A directory needs a variable when anything, file or subdirectory, is created in it.
-    dirs_with_children = {p.rsplit("/", 1)[0] for p in (*spec.directories, *(e.path for e in spec.files)) if "/" in p}
-    dirs = tuple(
-        DirView(
-            path=d,
-            basename=d.rsplit("/", 1)[-1],
-            var=_dir_var(d) if d in dirs_with_children else "",
-            parent_expr=_dir_var(d.rsplit("/", 1)[0]) if "/" in d else root_expr,
-        )
-        for d in spec.directories
-    )
-    files = []
-    for e in spec.files:
-        var = f"{name}_{e.cname}"
-        parent = _dir_var(e.parent) if e.parent else root_expr
-        kind = e.type.kind
-        head = [f'"{e.basename}"', e.mode_octal, parent]
-        extra: dict = {}
-        if kind in (Kind.INTEGER, Kind.BOOL):
-            call = (e.type.helper, (*head, f"&{var}"))
-        elif kind is Kind.BLOB:
-            call = ("debugfs_create_blob", (*head, f"&{var}"))
-        elif kind is Kind.U32_ARRAY:
-            call = (f"{name}_create_u32_array", (*head, f"&{var}"))
-        elif kind is Kind.STRING:
-            extra["fops"] = _textbuf_fops_name(e)
-            call = ("debugfs_create_file", (*head, f"&{var}", f"&{extra['fops']}"))
-        else:  # seq, custom: user-owned code, no data pointer
-            extra["user_file"] = f"{USER_DIR}/{e.cname}.c"
-            call = ("debugfs_create_file", (*head, "NULL", f"&{var}_fops"))
-            if kind is Kind.CUSTOM:
-                extra["state_size"] = max(64, len(e.value) + 1)
-        files.append(EntryView(e, var, parent, create_fn=call[0], create_args=call[1], **extra))
+@dataclass(frozen=True)
+class Tree:
+    """The directories and files one function creates: <name>_init() below `root`,
+    <name>_debugfs_add() below a device's `dir`."""
 
-    strings = [f for f in files if f.entry.type.kind is Kind.STRING]
-    fops = {}
-    for f in strings:
-        fops.setdefault(f.fops, FopsView(f.fops, f.readable, f.writable))
-    kinds = {f.entry.type.kind for f in files}
-    includes = {"debugfs", "init", "module", "types"}
-    if Kind.STRING in kinds:
-        includes |= {"fs", "mutex", "slab", "string", "uaccess"}
-    if kinds & {Kind.SEQ, Kind.CUSTOM}:
-        includes.add("fs")
-    if any(f.entry.type.name == "atomic_t" for f in files):
-        includes.add("atomic")
-    if Kind.U32_ARRAY in kinds:
+    dirs: tuple[DirView, ...]
+    files: tuple[EntryView, ...]
+    kinds: tuple[KindGroup, ...]
+    dir_vars: int  # the size of its d[]
+
+
+def _tree(entries: tuple[Entry, ...], directories: tuple[str, ...], top: str, prefix: str, obj: str, user_prefix: str) -> Tree:
+    # A directory anything is created in gets d[i]: short names keep every create
+    # call within 100 columns whatever the paths.
+    files_in = [e for e in entries if not e.kind.directory]
+    with_children = [d for d in directories if any(p.startswith(d + "/") for p in (*directories, *(e.path for e in files_in)))]
+    dir_var = {d: f"d[{i}]" for i, d in enumerate(with_children)}
+    dir_var[""] = top
+    dirs = tuple(DirView(path=d, basename=d.rsplit("/", 1)[-1], var=dir_var.get(d, ""), parent_expr=dir_var[d.rsplit("/", 1)[0] if "/" in d else ""])
+                 for d in directories)
+    files = []
+    for e in files_in:
+        var = f"{prefix}_{e.cname}"
+        parent = dir_var[e.parent]
+        fn, args = e.kind.create_call(e, var, parent, obj)
+        files.append(EntryView(e, var, parent, fn, args, user_file=f"{USER_DIR}/{user_prefix}{e.cname}.c" if e.kind.user_role else "",
+                               state_size=e.kind.user_state_size(e), fields=e.kind.template_fields(e, var)))
+    kinds = tuple(KindGroup(k, tuple(f for f in files if f.entry.kind is k)) for k in KINDS if any(f.entry.kind is k for f in files))
+    return Tree(dirs, tuple(files), kinds, len(with_children))
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """[instance] as the templates read it."""
+
+    struct: str
+    header: str  # the user's header, "" when ours declares the struct
+    dir_field: str
+    demo: tuple[str, ...]
+    tree: Tree
+    members: tuple[str, ...]  # of the struct our header declares
+    add_setup: tuple[tuple[str, str], ...]
+    demo_setup: tuple[tuple[str, str], ...]
+
+
+def template_model(spec: Spec, standalone: bool = True) -> TemplateModel:
+    name = spec.module.name
+    tree = _tree(spec.entries, spec.directories, "root", name, "", "")
+    instance = None
+    if spec.instance is not None:
+        i = spec.instance
+        itree = _tree(i.entries, i.directories, "dir", f"{name}_{i.struct}", "dev", f"{i.struct}_")
+        instance = InstanceView(
+            struct=i.struct, header=i.header, dir_field=i.dir_field, demo=i.demo, tree=itree,
+            members=tuple(m for f in itree.files for m in f.entry.kind.members(f.entry)),
+            add_setup=tuple(x for f in itree.files for x in f.entry.kind.add_setup(f.entry, f.var, "dev")),
+            demo_setup=tuple(x for f in itree.files for x in f.entry.kind.demo_setup(f.entry, f.var, "dev")))
+    every_file = tree.files + (instance.tree.files if instance else ())
+    includes = {"debugfs", "init", "module", "types"}.union(*(f.entry.kind.includes_for(f.entry) for f in every_file))
+    if instance is not None and instance.demo:
         includes.add("kernel")  # ARRAY_SIZE
+    device = f"{instance.demo[0] if instance and instance.demo else '<device>'}/"
     table = tuple(
         {
-            "path": e.path + ("/" if e.type.kind is Kind.DIR else ""),
+            "path": (device if e.instance else "") + e.path + ("/" if e.kind.directory else ""),
             "type": e.type.name,
-            "mode": e.mode_octal or "0755",
-            "value": _value_text(e),
+            "mode": e.mode_octal or e.type.default_mode,
+            "value": e.kind.shown_value(e),
             "note": e.type.note,
         }
-        for e in spec.entries
+        for e in (*spec.entries, *(spec.instance.entries if spec.instance else ()))
     )
     return TemplateModel(
         name=name,
         guard=name.upper(),
         module=spec.module,
-        dirs=dirs,
-        files=tuple(files),
+        tree=tree,
         includes=tuple(sorted(includes)),
-        textbuf_fops=tuple(fops.values()),
         table=table,
         examples=_example_commands(spec),
-        textbuf_read=any(f.read for f in fops.values()),
-        textbuf_write=any(f.write for f in fops.values()),
+        instance=instance,
+        standalone=standalone,
     )
 
 
@@ -269,46 +251,56 @@ def _context(model: TemplateModel, **extra) -> dict:
     }
 
 
-def render_tree(spec: Spec, staging: Path) -> tuple[Path, list[str], list[str]]:
-    """Render every file of the project into staging/<name>/.
+def _snippets() -> Environment:
+    """The kinds' snippets (module_templates/module/templates), for the files of user/."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined  # heavy: keep --help fast
+
+    return Environment(loader=FileSystemLoader(str(templates_root() / "module" / "templates")), undefined=StrictUndefined,
+                       keep_trailing_newline=True, extensions=["dbgscaffold.c_literals.CLiteralsExtension"])
+
+
+def into_files(name: str) -> tuple[str, ...]:
+    """What `new --into` adds to someone's module beside user/ and the spec: the C only."""
+    return (f"{name}_debugfs.c", f"{name}_debugfs.h", f"{name}_compat.h")
+
+
+def render_tree(spec: Spec, staging: Path, standalone: bool = True) -> tuple[Path, list[str], list[str]]:
+    """Render every file of the project into staging/<name>/ (with standalone=False,
+    for `new --into`, the module's C without its init and exit, and nothing else).
 
     Returns the project directory, the generated files and the user files
     (paths relative to the project).
     """
-    model = template_model(spec)
+    model = template_model(spec, standalone)
     project = _render_template("module", _context(model), staging)
     generated = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
+    if not standalone:
+        keep = into_files(spec.module.name)
+        for rel in generated:
+            if rel not in keep:
+                (project / rel).unlink()
+        generated = sorted(keep)
     user_files = []
-    for view in model.user_entries:
-        ctx = _context(model, _entry={"file": Path(view.user_file).name, **_entry_dict(view)})
-        _render_template("user_file", ctx, staging)
-        user_files.append(view.user_file)
+    if model.user_entries:
+        template = _snippets().get_template("user_file.c.j2")
+        for view in model.user_entries:
+            (project / view.user_file).parent.mkdir(exist_ok=True)
+            (project / view.user_file).write_text(template.render(m=model, e=view), encoding="utf-8")
+            user_files.append(view.user_file)
     (project / SPEC_FILE).write_text(spec.text, encoding="utf-8")
     return project, generated, user_files
-
-
-def _entry_dict(view: EntryView) -> dict:
-    return {
-        "path": view.entry.path,
-        "basename": view.entry.basename,
-        "kind": view.kind,
-        "var": view.var,
-        "value": view.entry.value if view.entry.value is not None else b"",
-        "readable": view.readable,
-        "writable": view.writable,
-        "state_size": view.state_size,
-    }
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_manifest(project: Path, name: str, generated: list[str]) -> None:
+def _write_manifest(project: Path, name: str, generated: list[str], into: dict | None = None) -> None:
     data = {
         "format": MANIFEST_VERSION,
         "module": name,
         "generated": {f: _sha256(project / f) for f in generated},
+        **({"into": into} if into else {}),
     }
     (project / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -359,7 +351,10 @@ def new_project(spec: Spec, dest: Path, force: bool = False) -> RenderResult:
     except OSError as exc:
         for p in created_parents:
             shutil.rmtree(p, ignore_errors=True)
-        raise UserError(f"{dest}: error: cannot write the project: {exc.strerror}.") from None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # the machine, not the request (exit 4)
+            raise EnvironmentProblem(f"{dest}: error: cannot write the project: {exc.strerror}. "
+                                     "Fix: free space there, or choose another -o DIR.") from None
+        raise UserError(f"{dest}: error: cannot write the project: {exc.strerror}. Fix: choose another -o DIR.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RenderResult(dest, generated, user_files)
@@ -407,30 +402,137 @@ def regen_project(project: Path, force: bool = False) -> RenderResult:
             f"{project}: error: generated files were edited by hand: {', '.join(sorted(edited))}. "
             "Fix: move your changes into user/ or the spec, or pass --force to overwrite them."
         )
+    into = manifest.get("into")
+    kbuild_text = _into_kbuild(project, into, spec, force) if into else None
     with tempfile.TemporaryDirectory(prefix=".dbgscaffold-regen-", dir=project.parent) as tmp:
-        staged, generated, user_files = render_tree(spec, Path(tmp))
+        staged, generated, user_files = render_tree(spec, Path(tmp), standalone=not into)
+        new_kbuild = kbuild_text(user_files) if kbuild_text is not None else None  # before anything is replaced
         result = RenderResult(project, generated)
-        for rel in generated:
-            target = project / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged / rel, target)  # atomic per file
-        for rel in user_files:
-            target = project / rel
-            if target.exists():
-                result.kept.append(rel)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged / rel, target)
-                result.user_files.append(rel)
+        try:
+            _replace(project, staged, generated, user_files, result)
+            if into and new_kbuild is not None:
+                atomic_write(project / into["kbuild"], new_kbuild.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            raise UserError(f"{project}: error: cannot write {exc.filename or 'the files'}: {exc.strerror or exc}. "
+                            "Fix: make the project writable (and free space), then run regen again.") from None
     for rel in sorted(set(old_generated) - set(generated)):
         (project / rel).unlink(missing_ok=True)
         result.removed.append(rel)
     wanted = set(user_files)
     user_dir = project / USER_DIR
-    if user_dir.is_dir():
+    if into:  # the user's module may have user/ files of its own: only ours can be orphans
+        result.orphaned = sorted(set(into.get("user", [])) - wanted)
+        into = {**into, "user": sorted(set(into.get("user", [])) | wanted),
+                "block": _digest(kbuild_edit.block_of((project / into["kbuild"]).read_text("utf-8", "surrogateescape")))}
+    elif user_dir.is_dir():
         result.orphaned = sorted(
             p.relative_to(project).as_posix() for p in user_dir.glob("*.c") if p.relative_to(project).as_posix() not in wanted
         )
-    _write_manifest(project, spec.module.name, generated)
+    _write_manifest(project, spec.module.name, generated, into)
     return result
+
+
+def _replace(project: Path, staged: Path, generated: list[str], user_files: list[str], result: RenderResult) -> None:
+    """Move the staged generated files over the project's; user files only where missing."""
+    for rel in generated:
+        target = project / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged / rel, target)  # atomic per file
+    for rel in user_files:
+        target = project / rel
+        if target.exists():
+            result.kept.append(rel)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged / rel, target)
+            result.user_files.append(rel)
+
+
+# ---------------------------------------------------------------------------
+# new --into
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _into_kbuild(project: Path, into: dict, spec: Spec, force: bool) -> Callable[[list[str]], str]:
+    """How the Kbuild of an --into project reads with our block for a list of user files."""
+    kbuild = project / str(into.get("kbuild", ""))
+    try:
+        text = kbuild.read_text(encoding="utf-8", errors="surrogateescape")  # the owner's bytes come back as they were
+    except OSError as exc:
+        raise UserError(f"{kbuild}: error: cannot read it ({exc.strerror}). Fix: restore the module's Kbuild.") from None
+    if not kbuild_edit.has_block(text):
+        raise UserError(f"{kbuild}: error: the dbgscaffold block is gone, so regen cannot keep the object list. "
+                        f"Fix: put back the lines from '{kbuild_edit.BEGIN}' to '{kbuild_edit.END}' (version control has them).")
+    try:
+        block = kbuild_edit.block_of(text)
+    except UserError as exc:
+        raise UserError(f"{kbuild}: error: {exc}") from None
+    if into.get("block") and _digest(block) != into["block"] and not force:
+        raise UserError(f"{kbuild}: error: the dbgscaffold block was edited by hand; regen would rewrite it. "
+                        "Fix: move your lines out of the block, or pass --force to rewrite it.")
+    module = kbuild_edit.find_module(text, str(kbuild), str(into.get("module")))
+
+    def render(user_files: list[str]) -> str:
+        return kbuild_edit.with_block(text, module, _objects(spec, user_files))
+
+    return render
+
+
+def _objects(spec: Spec, user_files: list[str]) -> list[str]:
+    return [f"{spec.module.name}_debugfs.o", *(f[:-2] + ".o" for f in user_files)]
+
+
+def into_project(spec: Spec, dest: Path, module: str | None = None) -> RenderResult:
+    """Add the spec's debugfs files to the existing module project `dest`: the C,
+    user/ starters, the spec, and our block in its Kbuild (or Makefile). Nothing of
+    the user's is overwritten; on any failure nothing is left behind."""
+    dest = Path(os.path.abspath(dest))
+    kbuild = module_makefile(dest)
+    if (dest / MANIFEST).exists():
+        raise UserError(f"{dest}: error: dbgscaffold files are already here ({MANIFEST}). Fix: edit {SPEC_FILE} and run 'dbgscaffold regen {dest}'.")
+    text = kbuild.read_text(encoding="utf-8", errors="surrogateescape")  # the owner's bytes come back as they were
+    if kbuild_edit.has_block(text):
+        raise UserError(f"{kbuild}: error: it already has a dbgscaffold block but there is no {MANIFEST}. "
+                        "Fix: remove the block (and the files it names), then run new --into again.")
+    found = kbuild_edit.find_module(text, str(kbuild), module)
+    with tempfile.TemporaryDirectory(prefix=".dbgscaffold-into-", dir=dest.parent) as tmp:
+        staged, generated, user_files = render_tree(spec, Path(tmp), standalone=False)
+        ours = [*generated, *user_files, SPEC_FILE]
+        clash = [rel for rel in ours if (dest / rel).exists() or (dest / rel).is_symlink()]
+        clash += [o for o in (f"{Path(f).with_suffix('').as_posix()}.o" for f in (*generated, *user_files)) if o in found.objects]
+        if clash:
+            fixes = []
+            if any(c.startswith(f"{spec.module.name}_") for c in clash):
+                fixes.append("give the spec another module name (dbgscaffold new NAME --into DIR)")
+            if any(c.startswith(f"{USER_DIR}/") for c in clash):
+                fixes.append("rename the entries whose user/ files exist, or move those files away")
+            if SPEC_FILE in clash:
+                fixes.append(f"move {SPEC_FILE} away (a [test] table it holds can go into the spec afterwards)")
+            raise UserError(f"{dest}: error: would overwrite what is yours: {', '.join(sorted(set(clash)))}. "
+                            f"Fix: {'; '.join(fixes) or 'move those files away'}.")
+        created: list[Path] = []
+        try:
+            for rel in ours:
+                target = dest / rel
+                if not target.parent.exists():
+                    target.parent.mkdir(parents=True)
+                    created.append(target.parent)
+                shutil.copyfile(staged / rel, target)
+                created.append(target)
+            new_text = kbuild_edit.with_block(text, found, _objects(spec, user_files))
+            into = {"kbuild": kbuild.name, "module": found.module, "user": sorted(user_files), "block": _digest(kbuild_edit.block_of(new_text))}
+            _write_manifest(dest, spec.module.name, generated, into)
+            created.append(dest / MANIFEST)
+            atomic_write(kbuild, new_text.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            for path in reversed(created):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            raise UserError(f"{dest}: error: cannot add the files: {exc.strerror or exc}. Fix: check the directory is writable.") from None
+    return RenderResult(dest, generated, user_files)
 

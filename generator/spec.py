@@ -15,26 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .c_literals import c_escaped_length
-from .debugfs_types import (
-    COMMON_KEYS,
-    MAX_ARRAY_LENGTH,
-    MAX_BLOB_BYTES,
-    MAX_CUSTOM_VALUE,
-    MAX_STRING_SIZE,
-    TYPES,
-    DebugfsType,
-    Kind,
-    Writes,
-)
 from .errors import UserError
 from .inputs import read_input
+from .kinds import ALL_KEYS as KIND_KEYS
+from .kinds import COMMON_KEYS, TYPES
 from .problems import Problem, SpecError, syntax_problem
-from .test_table import TestTable, parse_test_table
+from .spec_model import DEFAULT_DIR_FIELD, Collector, DebugfsType, Entry, Instance, ModuleInfo, Parsing, Spec, Writes, cname_of, describe, is_int
+from .test_table import parse_test_table
+
+ALL_KEYS = tuple(sorted({*KIND_KEYS, "field"}))  # field: instance entries only
+
+__all__ = ["SPEC_FILE", "Entry", "Spec", "SpecError", "cname_of", "load_spec", "parse_spec", "read_spec_text"]
 
 MODULE_KEYS = ("name", "description", "author", "license", "version", "root")
 SPEC_FILE = "dbgscaffold.toml"  # a project's spec, beside its sources
-TOP_KEYS = ("module", "entry", "test")
-ALL_ENTRY_KEYS = sorted(COMMON_KEYS | {k for t in TYPES.values() for k in t.keys})
+TOP_KEYS = ("module", "entry", "instance", "test")
+INSTANCE_KEYS = ("struct", "header", "dir_field", "demo", "entry")
+# Structs the generated header's includes define: a device struct may not take their names.
+KERNEL_STRUCTS = frozenset("""file inode dentry seq_file mutex device module kobject list_head spinlock work_struct
+    timer_list page kref rcu_head debugfs_blob_wrapper debugfs_regset32 debugfs_reg32 debugfs_u32_array file_operations""".split())
+C_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,23}\Z")  # struct and member names; 24 keep lines short
 
 # Module licenses the kernel treats as GPL-compatible (include/linux/license.h),
 # with the SPDX expression the generated files carry.
@@ -51,9 +51,10 @@ COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 MODULE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*\Z")
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+~_-]*\Z")
 MODE_RE = re.compile(r"^0[0-7]{3}\Z")
-# The kernel allows 255-byte names; 64 keeps every generated line of C within
+# The kernel allows 255-byte names; 60 keeps every generated create call within
 # checkpatch's 100 columns.
-NAME_MAX = 64
+NAME_MAX = 60
+MAX_DIRECTORIES = 64  # d[] in <name>_init() and <name>_debugfs_add(): 512 bytes of stack
 C_NAME_MAX = 55  # <module>_<entry> identifiers, for the same reason
 # Names that would clash with C keywords, the kernel's own objects or the
 # files we generate next to the module.
@@ -63,90 +64,6 @@ RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(
     struct switch typedef union unsigned void volatile while bool true false
     kernel module vmlinux linux debugfs tracefs sysfs procfs built_in modules modpost""".split()
 )
-
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    name: str
-    description: str
-    author: str
-    license: str
-    version: str
-    root: str
-
-    @property
-    def spdx(self) -> str:
-        return GPL_LICENSES[self.license]
-
-
-@dataclass(frozen=True)
-class Entry:
-    index: int  # 1-based position in the spec, for messages
-    line: int
-    path: str  # normalised, relative to the module's root directory
-    type: DebugfsType
-    mode: int | None  # None for directories: debugfs_create_dir takes no mode
-    value: object = None  # int, bool, bytes (blob/string/custom) or tuple[int, ...]
-    size: int | None = None  # string buffer size, NUL included
-    length: int | None = None  # u32_array element count
-
-    @property
-    def components(self) -> tuple[str, ...]:
-        return tuple(self.path.split("/"))
-
-    @property
-    def basename(self) -> str:
-        return self.components[-1]
-
-    @property
-    def parent(self) -> str:
-        return "/".join(self.components[:-1])
-
-    @property
-    def cname(self) -> str:
-        """C identifier fragment for this entry: 'subdir/c' -> 'subdir_c'."""
-        return cname_of(self.path)
-
-    @property
-    def mode_octal(self) -> str:
-        return "" if self.mode is None else f"{self.mode:04o}"
-
-
-def cname_of(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", path)
-
-
-@dataclass(frozen=True)
-class Spec:
-    module: ModuleInfo
-    entries: tuple[Entry, ...]
-    source_name: str
-    text: str  # the spec as written (after any name override), copied into the project
-    warnings: tuple[Problem, ...] = field(default=())
-    test: TestTable = field(default=TestTable())  # how `dbgscaffold test` loads it
-
-    @property
-    def directories(self) -> tuple[str, ...]:
-        """Every directory below the root, explicit or implied, parents first."""
-        seen: dict[str, None] = {}
-        for entry in self.entries:
-            comps = entry.components
-            upto = len(comps) if entry.type.kind is Kind.DIR else len(comps) - 1
-            for i in range(1, upto + 1):
-                seen.setdefault("/".join(comps[:i]), None)
-        return tuple(seen)
-
-    @property
-    def files(self) -> tuple[Entry, ...]:
-        return tuple(e for e in self.entries if e.type.kind is not Kind.DIR)
-
-    def of_kind(self, *kinds: Kind) -> tuple[Entry, ...]:
-        return tuple(e for e in self.entries if e.type.kind in kinds)
-
-    def c_names(self) -> tuple[tuple[str, str], ...]:
-        """(C name, path) of each file entry: the generated module's variable for it and
-        the prefix of its handlers (<module>_<entry>_read, ..._show)."""
-        return tuple((f"{self.module.name}_{e.cname}", e.path) for e in self.files)
 
 
 # ---------------------------------------------------------------------------
@@ -170,12 +87,16 @@ class _Locator:
     top: _Table
     module: _Table | None
     entries: list[_Table]
+    instance: _Table | None = None
+    instance_entries: list[_Table] = field(default_factory=list)
 
     @classmethod
     def scan(cls, text: str) -> _Locator:
         top = _Table(0)
         module: _Table | None = None
+        instance: _Table | None = None
         entries: list[_Table] = []
+        instance_entries: list[_Table] = []
         current = top
         in_multiline: str | None = None
         for number, line in enumerate(text.splitlines(), start=1):
@@ -191,6 +112,10 @@ class _Locator:
                     entries.append(current)
                 elif header.group(1) == "[" and header.group(2) == "module":
                     module = current
+                elif header.group(1) == "[[" and re.sub(r"\s", "", header.group(2)) == "instance.entry":
+                    instance_entries.append(current)
+                elif header.group(1) == "[" and header.group(2) == "instance":
+                    instance = current
                 continue
             key = _KEY_RE.match(line)
             if key:
@@ -200,7 +125,7 @@ class _Locator:
                 if line.count(quote) % 2 == 1:
                     in_multiline = quote
                     break
-        return cls(top, module, entries)
+        return cls(top, module, entries, instance, instance_entries)
 
     def module_line(self, key: str | None = None) -> int:
         if self.module is None:
@@ -209,13 +134,21 @@ class _Locator:
             return self.module.keys[key]
         return self.module.header_line
 
-    def entry_line(self, index: int, key: str | None = None) -> int:
-        if 0 <= index < len(self.entries):
-            table = self.entries[index]
+    def entry_line(self, index: int, key: str | None = None, in_instance: bool = False) -> int:
+        tables = self.instance_entries if in_instance else self.entries
+        if 0 <= index < len(tables):
+            table = tables[index]
             if key is not None and key in table.keys:
                 return table.keys[key]
             return table.header_line
+        if in_instance:
+            return self.instance_line()
         return self.top.keys.get("entry", 0)
+
+    def instance_line(self, key: str | None = None) -> int:
+        if self.instance is None:
+            return self.top.keys.get("instance", 0)
+        return self.instance.keys.get(key, self.instance.header_line) if key else self.instance.header_line
 
 
 # ---------------------------------------------------------------------------
@@ -224,42 +157,6 @@ class _Locator:
 def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-class _Collector:
-    def __init__(self, file: str):
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def error(self, line: int, where: str, message: str, fix: str = "") -> None:
-        self.problems.append(Problem(self.file, line, where, message, fix))
-
-    def warn(self, line: int, where: str, message: str, fix: str = "") -> None:
-        self.problems.append(Problem(self.file, line, where, message, fix, warning=True))
-
-    @property
-    def has_errors(self) -> bool:
-        return any(not p.warning for p in self.problems)
 
 
 def check_component(component: str) -> str:
@@ -293,7 +190,7 @@ def check_module_name(name: str) -> str:
 
 def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: str | None = None) -> Spec:
     """Validate spec text; return a Spec or raise SpecError listing every problem."""
-    out = _Collector(source_name)
+    out = Collector(source_name)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -311,12 +208,14 @@ def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: 
                 loc.top.keys.get(key, 1),
                 where_file,
                 f"unknown top-level key '{key}'" + (f"; {hint}" if hint else ""),
-                "the spec has a [module] table, [[entry]] tables and a [test] table only.",
+                "the spec has a [module] table, [[entry]] tables, an [instance] table and a [test] table only.",
             )
 
     module = _parse_module(data.get("module"), loc, out, name_override)
     entries = _parse_entries(data.get("entry", []), loc, out)
-    _check_tree(module, entries, out)
+    owners = _reserved_names(module.name) if module is not None else {}
+    _check_tree(module.name if module is not None else None, entries, out, owners)
+    instance = _parse_instance(data.get("instance"), loc, out, module, entries, owners)
     test, problems = parse_test_table(data.get("test"), text, source_name)
     out.problems += problems
     if out.has_errors or module is None:
@@ -324,15 +223,15 @@ def parse_spec(text: str, source_name: str = "dbgscaffold.toml", name_override: 
     if name_override is not None:
         text = _rewrite_module_name(text, loc, name_override, data, source_name)
     warnings = tuple(p for p in out.problems if p.warning)
-    return Spec(module, tuple(entries), source_name, text, warnings, test)
+    return Spec(module, tuple(entries), source_name, text, warnings, test, instance)
 
 
-def _string_key(table: dict, key: str, where: str, line: int, out: _Collector) -> str | None:
+def _string_key(table: dict, key: str, where: str, line: int, out: Collector) -> str | None:
     value = table.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
-        out.error(line, where, f"'{key}' must be a string, not {_describe(value)}", f'write {key} = "..."')
+        out.error(line, where, f"'{key}' must be a string, not {describe(value)}", f'write {key} = "..."')
         return None
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         out.error(line, where, f"'{key}' contains control characters", "keep it to one printable line.")
@@ -340,7 +239,7 @@ def _string_key(table: dict, key: str, where: str, line: int, out: _Collector) -
     return value
 
 
-def _parse_module(raw: object, loc: _Locator, out: _Collector, name_override: str | None) -> ModuleInfo | None:
+def _parse_module(raw: object, loc: _Locator, out: Collector, name_override: str | None) -> ModuleInfo | None:
     where = "[module]"
     if raw is None:
         raw = {}
@@ -348,7 +247,7 @@ def _parse_module(raw: object, loc: _Locator, out: _Collector, name_override: st
             out.error(0, "", "the spec has no [module] table", 'add [module] with at least name = "mymod".')
             return None
     if not isinstance(raw, dict):
-        out.error(loc.module_line(), where, f"'module' must be a table, not {_describe(raw)}", "write a [module] table.")
+        out.error(loc.module_line(), where, f"'module' must be a table, not {describe(raw)}", "write a [module] table.")
         return None
     for key in raw:
         if key not in MODULE_KEYS:
@@ -413,46 +312,50 @@ def _parse_module(raw: object, loc: _Locator, out: _Collector, name_override: st
         license=license_,
         version=version,
         root=root,
+        spdx=GPL_LICENSES[license_],
     )
 
 
-def _parse_entries(raw: object, loc: _Locator, out: _Collector) -> list[Entry]:
+def _parse_entries(raw: object, loc: _Locator, out: Collector, in_instance: bool = False) -> list[Entry]:
+    table = "instance.entry" if in_instance else "entry"
+    where_line = loc.instance_line("entry") if in_instance else loc.top.keys.get("entry", 1)
     if isinstance(raw, dict):
-        out.error(loc.top.keys.get("entry", 1), "", "'entry' must be an array of tables", "write each entry as [[entry]], with two brackets.")
+        out.error(where_line, "", f"'{table}' must be an array of tables", f"write each entry as [[{table}]], with two brackets.")
         return []
     if not isinstance(raw, list):
-        out.error(loc.top.keys.get("entry", 1), "", "'entry' must be an array of tables", "write each entry as [[entry]].")
+        out.error(where_line, "", f"'{table}' must be an array of tables", f"write each entry as [[{table}]].")
         return []
     entries = []
     for i, item in enumerate(raw):
-        entry = _parse_entry(i, item, loc, out)
+        entry = _parse_entry(i, item, loc, out, in_instance)
         if entry is not None:
             entries.append(entry)
     return entries
 
 
-def _parse_entry(i: int, item: object, loc: _Locator, out: _Collector) -> Entry | None:
-    header = loc.entry_line(i)
+def _parse_entry(i: int, item: object, loc: _Locator, out: Collector, in_instance: bool = False) -> Entry | None:
+    header = loc.entry_line(i, in_instance=in_instance)
+    label = "instance entry" if in_instance else "entry"
     if not isinstance(item, dict):
-        out.error(header, f"entry #{i + 1}", f"an entry must be a table, not {_describe(item)}", "write it as [[entry]].")
+        out.error(header, f"{label} #{i + 1}", f"an entry must be a table, not {describe(item)}", f"write it as [[{'instance.' if in_instance else ''}entry]].")
         return None
     raw_path = item.get("path")
-    where = f"entry #{i + 1}" + (f" '{raw_path}'" if isinstance(raw_path, str) else "")
+    where = f"{label} #{i + 1}" + (f" '{raw_path}'" if isinstance(raw_path, str) else "")
 
     def line(key: str | None = None) -> int:
-        return loc.entry_line(i, key)
+        return loc.entry_line(i, key, in_instance)
 
     for key in item:
-        if key not in ALL_ENTRY_KEYS:
-            hint = _did_you_mean(key, ALL_ENTRY_KEYS)
-            out.error(line(key), where, f"unknown key '{key}'" + (f"; {hint}" if hint else ""), "valid keys: " + ", ".join(ALL_ENTRY_KEYS) + ".")
+        if key not in ALL_KEYS:
+            hint = _did_you_mean(key, ALL_KEYS)
+            out.error(line(key), where, f"unknown key '{key}'" + (f"; {hint}" if hint else ""), "valid keys: " + ", ".join(ALL_KEYS) + ".")
 
     # path
     path = None
     if raw_path is None:
         out.error(header, where, "missing required key 'path'", 'add path = "name" (relative to the module\'s root directory).')
     elif not isinstance(raw_path, str):
-        out.error(line("path"), where, f"'path' must be a string, not {_describe(raw_path)}", 'write path = "dir/name".')
+        out.error(line("path"), where, f"'path' must be a string, not {describe(raw_path)}", 'write path = "dir/name".')
     else:
         problems = [check_component(c) for c in raw_path.split("/")]
         problems = [p for p in problems if p]
@@ -475,22 +378,55 @@ def _parse_entry(i: int, item: object, loc: _Locator, out: _Collector) -> Entry 
 
     if dtype is None:
         return None
-    allowed = (COMMON_KEYS - {"mode"} if dtype.kind is Kind.DIR else COMMON_KEYS) | dtype.keys
+    kind = dtype.kind
+    allowed = (COMMON_KEYS if kind.takes_mode else COMMON_KEYS - {"mode"}) | kind.keys | {"field"}  # field: _parse_field
     for key in item:
-        if key in ALL_ENTRY_KEYS and key not in allowed:
+        if key in ALL_KEYS and key not in allowed:
             users = sorted(t.name for t in TYPES.values() if key in t.keys)
-            if dtype.kind is Kind.DIR and key == "mode":
-                out.error(line(key), where, "a directory takes no mode: debugfs_create_dir() always makes it 0755", "remove the mode line.")
+            if key == "mode":
+                out.error(line(key), where, kind.no_mode_because, "remove the mode line.")
             else:
                 out.error(line(key), where, f"key '{key}' does not apply to type '{dtype.name}'", f"remove it ('{key}' applies to: {', '.join(users)}).")
 
     mode = _parse_mode(item, dtype, where, line, out)
-    value, size, length = _parse_value(item, dtype, where, line, out)
+    value, params = kind.parse(Parsing(item, dtype, where, line, out))
+    member = _parse_field(item, dtype, mode, where, line, out, in_instance)
+    if member:
+        params["field"] = member
     if path is None:
         return None
     # An entry with a bad mode or value still takes part in the tree checks
     # (duplicates, file/directory clashes) so that every problem is reported.
-    return Entry(index=i + 1, line=header, path=path, type=dtype, mode=mode, value=value, size=size, length=length)
+    return Entry(index=i + 1, line=header, path=path, type=dtype, mode=mode, value=value, params=tuple(params.items()), instance=in_instance)
+
+
+def _parse_field(item: dict, dtype: DebugfsType, mode: int | None, where: str, line, out: Collector, in_instance: bool) -> str:
+    """The struct member an instance entry is bound to ('' for none), and whether its kind may be per instance."""
+    kind, raw = dtype.kind, item.get("field")
+    if not in_instance:
+        if raw is not None:
+            out.error(line("field"), where, "'field' applies only to the entries of [instance]: it names a member of your struct",
+                      "move the entry to [[instance.entry]], or remove the field line.")
+        return ""
+    if not kind.per_instance:
+        allowed = ", ".join(sorted(t.name for t in TYPES.values() if t.kind.per_instance))
+        out.error(line("type"), where, f"a {dtype.name} entry is module-wide only; it cannot be created per instance",
+                  f"move it to [[entry]], or use one of: {allowed}.")
+        return ""
+    if kind.instance_read_only and mode is not None and mode & 0o222:
+        out.error(line("mode"), where, f"per instance a {dtype.name} is read-only (the demo instances share its bytes)", 'use mode = "0444".')
+    if raw is None:
+        if kind.needs_field:
+            out.error(line(), where, f"a {dtype.name} entry of an instance needs 'field', the member of your struct it shows",
+                      f'add field = "{cname_of(str(item.get("path", "value")).rsplit("/", 1)[-1])}".')
+        return ""
+    if not kind.needs_field and not kind.takes_field:
+        out.error(line("field"), where, f"a {dtype.name} entry takes no field: its code gets the instance itself", "remove the field line.")
+        return ""
+    if not isinstance(raw, str) or not C_IDENTIFIER_RE.match(raw):
+        out.error(line("field"), where, f"field {raw!r} is not a C identifier of at most 24 characters", 'write field = "count".')
+        return ""
+    return raw
 
 
 def _suggest_mode(mode: int, dtype: DebugfsType) -> str:
@@ -500,15 +436,15 @@ def _suggest_mode(mode: int, dtype: DebugfsType) -> str:
     return f"{mode & keep or 0o400:04o}"
 
 
-def _parse_mode(item: dict, dtype: DebugfsType, where: str, line, out: _Collector) -> int | None:
-    if dtype.kind is Kind.DIR:
+def _parse_mode(item: dict, dtype: DebugfsType, where: str, line, out: Collector) -> int | None:
+    if not dtype.kind.takes_mode:
         return None
     raw = item.get("mode", dtype.default_mode)
-    if _is_int(raw):
+    if is_int(raw):
         out.error(line("mode"), where, f"mode must be a quoted 4-digit octal string, not the integer {raw}", f'write mode = "{dtype.default_mode}".')
         return None
     if not isinstance(raw, str) or not MODE_RE.match(raw):
-        shown = raw if isinstance(raw, str) else _describe(raw)
+        shown = raw if isinstance(raw, str) else describe(raw)
         fix = 'write four octal digits starting with 0, e.g. mode = "0644" or "0444".'
         if isinstance(raw, str) and re.fullmatch(r"[0-7]{3}", raw):
             fix = f'write mode = "0{raw}".'
@@ -537,106 +473,16 @@ def _parse_mode(item: dict, dtype: DebugfsType, where: str, line, out: _Collecto
     return mode
 
 
-def _parse_value(item: dict, dtype: DebugfsType, where: str, line, out: _Collector):
-    """Return (value, size, length) for the entry's type, reporting problems."""
-    kind = dtype.kind
-    raw = item.get("value")
-    ln = line("value")
-    if kind in (Kind.INTEGER, Kind.BOOL):
-        if raw is None:
-            return (False if kind is Kind.BOOL else 0), None, None
-        if kind is Kind.BOOL:
-            if not isinstance(raw, bool):
-                out.error(ln, where, f"a bool value must be true or false, not {_describe(raw)}", "write value = true or value = false (no quotes).")
-            return raw, None, None
-        if not _is_int(raw):
-            out.error(ln, where, f"a {dtype.name} value must be an integer, not {_describe(raw)}", "write value = 5 or value = 0x05 (no quotes).")
-            return None, None, None
-        if not dtype.minimum <= raw <= dtype.maximum:
-            out.error(ln,
-                      where,
-                      f"value {raw} is out of range for {dtype.name} ({dtype.minimum}..{dtype.maximum})",
-                      f"use a value from {dtype.minimum} to {dtype.maximum}, or a wider type.")
-        return raw, None, None
-    if kind in (Kind.BLOB, Kind.STRING, Kind.CUSTOM):
-        if raw is None:
-            raw = ""
-        if not isinstance(raw, str):
-            out.error(ln, where, f"a {dtype.name} value must be a string, not {_describe(raw)}", 'write value = "text\\n".')
-            return None, None, None
-        data = raw.encode()
-        if kind is Kind.BLOB and len(data) > MAX_BLOB_BYTES:
-            out.error(ln, where, f"blob value is {len(data)} bytes; at most {MAX_BLOB_BYTES}", "shorten it.")
-        if kind is Kind.CUSTOM and len(data) > MAX_CUSTOM_VALUE:
-            out.error(ln,
-                      where,
-                      f"a custom entry's starting value is {len(data)} bytes; at most {MAX_CUSTOM_VALUE}",
-                      "shorten it; the starter code keeps it in a small buffer.")
-        size = None
-        if kind is Kind.STRING:
-            size = _parse_size(item, data, where, line, out)
-        return data, size, None
-    if kind is Kind.U32_ARRAY:
-        return _parse_array(item, dtype, where, line, out)
-    return None, None, None
-
-
-def _parse_size(item: dict, data: bytes, where: str, line, out: _Collector) -> int | None:
-    raw = item.get("size")
-    ln = line("size")
-    if raw is None:
-        if len(data) >= MAX_STRING_SIZE:
-            out.error(line("value"), where, f"value is {len(data)} bytes; a string holds at most {MAX_STRING_SIZE - 1}", "shorten it.")
-            return None
-        return max(64, len(data) + 1)
-    if not _is_int(raw):
-        out.error(ln, where, f"size must be an integer, not {_describe(raw)}", "write size = 32 (bytes, NUL included).")
-        return None
-    if not 2 <= raw <= MAX_STRING_SIZE:
-        out.error(ln, where, f"size {raw} is out of range (2..{MAX_STRING_SIZE} bytes, NUL included)", f"use a size from 2 to {MAX_STRING_SIZE}.")
-        return None
-    if len(data) > raw - 1:
-        out.error(line("value"), where,
-                  f"value is {len(data)} bytes but the buffer holds size - 1 = {raw - 1}", f"raise size to at least {len(data) + 1} or shorten the value.")
-    return raw
-
-
-def _parse_array(item: dict, dtype: DebugfsType, where: str, line, out: _Collector):
-    raw = item.get("value", [])
-    raw_len = item.get("length")
-    values: list[int] = []
-    if not isinstance(raw, list):
-        out.error(line("value"), where, f"a u32_array value must be an array of integers, not {_describe(raw)}", "write value = [1, 2, 3].")
-        raw = []
-    for n, v in enumerate(raw):
-        if not _is_int(v) or not 0 <= v <= dtype.maximum:
-            out.error(line("value"), where, f"element {n} ({v!r}) is not a u32 (0..{dtype.maximum})", "use integers in that range.")
-        else:
-            values.append(v)
-    length = raw_len
-    if raw_len is None:
-        length = len(raw)
-    elif not _is_int(raw_len):
-        out.error(line("length"), where, f"length must be an integer, not {_describe(raw_len)}", "write length = 4.")
-        return None, None, None
-    assert length is not None  # parsed above, or returned
-    if not 1 <= length <= MAX_ARRAY_LENGTH:
-        out.error(line("length") if raw_len is not None else line(), where,
-                  f"array length {length} is out of range (1..{MAX_ARRAY_LENGTH})", "give length = N and up to N values.")
-    elif len(raw) > length:
-        out.error(line("value"), where, f"{len(raw)} values do not fit length {length}", f"raise length to {len(raw)} or drop values.")
-    return tuple(values), None, length
-
-
-def _check_tree(module: ModuleInfo | None, entries: list[Entry], out: _Collector) -> None:
-    """Duplicate paths, file/directory clashes and C-name collisions."""
+def _check_tree(prefix: str | None, entries: list[Entry], out: Collector, owners: dict[str, tuple[str, str]]) -> None:
+    """Duplicate paths, file/directory clashes and C-name collisions among `entries`
+    (the module's, or an instance's), whose C names start with `prefix`_."""
     by_path: dict[str, Entry] = {}
     for e in entries:
-        where = f"entry #{e.index} '{e.path}'"
         first = by_path.get(e.path)
         if first is not None:
-            out.error(e.line, where,
-                      f"duplicate path: entry #{first.index} (line {first.line}) already declares '{e.path}'", "remove one of them or rename it.")
+            out.error(e.line, e.where,
+                      f"duplicate path: {first.where.rsplit(' ', 1)[0]} (line {first.line}) already declares '{e.path}'",
+                      "remove one of them or rename it.")
             continue
         by_path[e.path] = e
     for e in entries:
@@ -644,22 +490,16 @@ def _check_tree(module: ModuleInfo | None, entries: list[Entry], out: _Collector
         for i in range(1, len(comps)):
             parent = "/".join(comps[:i])
             holder = by_path.get(parent)
-            if holder is not None and holder.type.kind is not Kind.DIR:
-                out.error(
-                    e.line,
-                    f"entry #{e.index} '{e.path}'",
-                    f"'{parent}' is used as a directory here but entry #{holder.index} (line {holder.line}) declares it a {holder.type.name} file",
-                    "rename one of them.",
-                )
-    for e in entries if module is not None else ():
-        ident = f"{module.name}_{e.cname}"  # type: ignore[union-attr]  # module is not None here
+            if holder is not None and not holder.kind.directory:
+                out.error(e.line, e.where,
+                          f"'{parent}' is used as a directory here but entry #{holder.index} (line {holder.line}) declares it a {holder.type.name} file",
+                          "rename one of them.")
+    for e in entries if prefix is not None else ():
+        ident = f"{prefix}_{e.cname}"
         if len(ident) > C_NAME_MAX:
-            out.error(
-                e.line,
-                f"entry #{e.index} '{e.path}'",
-                f"the C name '{ident}' is {len(ident)} characters long; at most {C_NAME_MAX} keep the generated code within 100 columns",
-                "shorten the path or the module name.",
-            )
+            out.error(e.line, e.where,
+                      f"the C name '{ident}' is {len(ident)} characters long; at most {C_NAME_MAX} keep the generated code within 100 columns",
+                      "shorten the path or the module name" + (" or the struct's name." if e.instance else "."))
     # Every path, declared or implied, with the first entry that names it.
     introduced: dict[str, Entry] = {}
     for e in entries:
@@ -670,48 +510,136 @@ def _check_tree(module: ModuleInfo | None, entries: list[Entry], out: _Collector
         c = cname_of(path)
         other = by_cname.setdefault(c, path)
         if other != path:
-            out.error(e.line, f"entry #{e.index} '{e.path}'",
-                      f"'{path}' and '{other}' both become the C name '{c}'", "rename one so they differ in more than '.', '-' and '_'.")
-    if module is not None:
-        _check_generated_names(module.name, introduced, by_path, out)
+            out.error(e.line, e.where, f"'{path}' and '{other}' both become the C name '{c}'", "rename one so they differ in more than '.', '-' and '_'.")
+    if prefix is not None:
+        _check_generated_names(prefix, by_path, out, owners)
+    directories = frozenset(p for p in introduced if p not in by_path or by_path[p].kind.directory)
+    if len(directories) > MAX_DIRECTORIES:
+        e = introduced[sorted(directories, key=list(introduced).index)[MAX_DIRECTORIES]]
+        out.error(e.line, e.where,
+                  f"the tree has {len(directories)} directories; at most {MAX_DIRECTORIES} (their dentries live on the stack of the function making them)",
+                  "flatten the tree, or create the rest at run time.")
+    for e in by_path.values():
+        e.kind.check_tree(e, by_path, directories, out)
 
 
-def _check_generated_names(name: str, introduced: dict[str, Entry], by_path: dict[str, Entry], out: _Collector) -> None:
+def _reserved_names(name: str) -> dict[str, tuple[str, str]]:
+    """The module's own C names, which no entry's may take: name -> ('', what)."""
+    owners: dict[str, tuple[str, str]] = {
+        f"{name}_{s}": ("", f"the module's {what}")
+        for s, what in (("root", "root directory"), ("init", "init function"), ("exit", "exit function"), ("debugfs_add", "instance function"),
+                        ("debugfs_remove", "instance function"), ("debugfs_init", "init function"), ("debugfs_exit", "exit function"))
+    }
+    owners.update({f"textbuf_{s}": ("", "the shared text-buffer code") for s in ("read", "write", "fops", "ro_fops", "wo_fops")})
+    return owners
+
+
+def _check_generated_names(prefix: str, by_path: dict[str, Entry], out: Collector, owners: dict[str, tuple[str, str]]) -> None:
     """The C identifiers the templates derive from entries must not clash
     with each other or with the module's own (e.g. entry 'root' and the root
     dentry <name>_root, or blob 'x' with its x_data and a u8 'x_data')."""
-    owners: dict[str, tuple[str, str]] = {
-        f"{name}_{s}": ("", f"the module's {what}")
-        for s, what in (("root", "root directory"), ("init", "init function"), ("exit", "exit function"), ("create_u32_array", "u32_array helper"))
-    }
-    owners.update({f"textbuf_{s}": ("", "the shared text-buffer code") for s in ("read", "write", "fops", "ro_fops", "wo_fops")})
-    parents = {p.rsplit("/", 1)[0] for p in introduced if "/" in p}
-    suffixes = {
-        Kind.INTEGER: ("",),
-        Kind.BOOL: ("",),
-        Kind.BLOB: ("", "_data"),
-        Kind.STRING: ("", "_data"),
-        Kind.U32_ARRAY: ("", "_data"),
-        Kind.SEQ: ("", "_show", "_open", "_fops"),
-        Kind.CUSTOM: ("", "_fops", "_read", "_write"),
-    }
-    for path, e in introduced.items():
-        declared = by_path.get(path)
-        if declared is not None and declared.type.kind is not Kind.DIR:
-            idents = [f"{name}_{declared.cname}{s}" for s in suffixes[declared.type.kind]]
-            what = f"entry #{declared.index} '{path}'"
-            e = declared
-        elif path in parents:
-            idents = [f"dir_{cname_of(path)}"]  # a local in <name>_init()
-            what = f"directory '{path}'"
-        else:
+    for path, e in by_path.items():
+        if e.kind.directory:
             continue
-        for ident in idents:
-            owner, owner_what = owners.setdefault(ident, (path, what))
-            if owner == path or (owner and cname_of(owner) == cname_of(path)):
+        key = ("instance:" if e.instance else "") + path
+        for ident in (f"{prefix}_{e.cname}{s}" for s in e.kind.suffixes):
+            owner, owner_what = owners.setdefault(ident, (key, e.where))
+            if owner == key or (owner and owner.startswith("instance:") == e.instance and cname_of(owner.removeprefix("instance:")) == cname_of(path)):
                 continue  # the same thing, or a C-name clash reported above
-            out.error(e.line, f"entry #{e.index} '{e.path}'",
-                      f"'{path}' needs the C name '{ident}', which is also used by {owner_what}", "rename the entry so that the names differ.")
+            out.error(e.line, e.where, f"'{path}' needs the C name '{ident}', which is also used by {owner_what}", "rename the entry so that the names differ.")
+
+
+def _parse_instance(raw: object, loc: _Locator, out: Collector, module: ModuleInfo | None, module_entries: list[Entry],
+                    owners: dict[str, tuple[str, str]]) -> Instance | None:
+    """[instance]: the struct each device has, its demo instances, and [[instance.entry]]."""
+    if raw is None:
+        return None
+    where = "[instance]"
+    if not isinstance(raw, dict):
+        out.error(loc.instance_line(), where, f"'instance' must be a table, not {describe(raw)}", 'write [instance] with struct = "mydev".')
+        return None
+    for key in raw:
+        if key not in INSTANCE_KEYS:
+            hint = _did_you_mean(key, INSTANCE_KEYS)
+            out.error(loc.instance_line(key), where, f"unknown key '{key}'" + (f"; {hint}" if hint else ""), "valid keys: " + ", ".join(INSTANCE_KEYS) + ".")
+    ok = True
+    struct = raw.get("struct")
+    if struct is None:
+        out.error(loc.instance_line(), where, "missing required key 'struct'", 'add struct = "mydev" (your per-device struct).')
+        ok = False
+    elif not isinstance(struct, str) or not C_IDENTIFIER_RE.match(struct) or struct in RESERVED_NAMES:
+        out.error(loc.instance_line("struct"), where, f"struct {struct!r} is not a C identifier of at most 24 characters", 'write struct = "mydev".')
+        ok = False
+    header = raw.get("header", "")
+    if not isinstance(header, str) or (header and (not header.endswith(".h") or any(c in ("", ".", "..") for c in header.split("/"))
+                                                   or not all(COMPONENT_RE.match(c) for c in header.split("/")))):
+        out.error(loc.instance_line("header"), where, f"header {header!r} is not a relative path to a .h file of your project",
+                  'write header = "mydrv.h" (the header that declares your struct), or leave it out to have it declared for you.')
+        ok = False
+        header = ""
+    dir_field = raw.get("dir_field", DEFAULT_DIR_FIELD)
+    if not isinstance(dir_field, str) or not C_IDENTIFIER_RE.match(dir_field) or dir_field in RESERVED_NAMES:
+        out.error(loc.instance_line("dir_field"), where, f"dir_field {dir_field!r} is not a C identifier", f'write dir_field = "{DEFAULT_DIR_FIELD}".')
+        ok = False
+    demo = raw.get("demo", [])
+    names: list[str] = []
+    top_level = {e.components[0] for e in module_entries}
+    if not isinstance(demo, list):
+        out.error(loc.instance_line("demo"), where, f"'demo' must be an array of names, not {describe(demo)}", 'write demo = ["dev0", "dev1"].')
+        ok = False
+        demo = []
+    for n, name in enumerate(demo):
+        why = check_component(name) if isinstance(name, str) else f"is {describe(name)}, not a name"
+        if why:
+            out.error(loc.instance_line("demo"), where, f"demo instance {n} {why}", 'use names such as "dev0".')
+            ok = False
+        elif name in names:
+            out.error(loc.instance_line("demo"), where, f"demo instance '{name}' is named twice", "give each demo instance its own name.")
+            ok = False
+        elif name in top_level:
+            out.error(loc.instance_line("demo"), where, f"demo instance '{name}' has the name of a module-wide entry (its directory would clash)",
+                      "rename the demo instance or the entry.")
+            ok = False
+        else:
+            names.append(name)
+    if demo and header:
+        out.error(loc.instance_line("demo"), where, "demo instances need the struct declared by the generated header, not your header",
+                  "remove demo (your driver adds its devices), or remove header.")
+        ok = False
+    entries = _parse_entries(raw.get("entry", []), loc, out, in_instance=True)
+    if not entries and "entry" not in raw:
+        out.error(loc.instance_line(), where, "the instance has no [[instance.entry]]", "add entries, or remove [instance].")
+        ok = False
+    if isinstance(struct, str) and not header and struct in KERNEL_STRUCTS:
+        out.error(loc.instance_line("struct"), where, f"struct '{struct}' is the kernel's own; the generated header would declare it again",
+                  f'name your device\'s struct, e.g. struct = "my{struct}".')
+        ok = False
+    members: dict[str, Entry | None] = {str(dir_field): None}
+    for e in entries:
+        member = e.field
+        if member in RESERVED_NAMES:
+            out.error(e.line, e.where, f"field '{member}' is a C keyword or a name the kernel build uses", "name the member something else.")
+            continue
+        for name in _member_names(e):
+            other = members.setdefault(name, e)
+            if other is e:
+                continue
+            if other is None:
+                out.error(e.line, e.where, f"field '{member}' needs the member '{name}', the instance's directory (dir_field)", "use another member.")
+            elif not header:
+                out.error(e.line, e.where,
+                          f"field '{member}' needs the member '{name}', which {other.where} has; the generated struct has one member of each name",
+                          "give each entry its own field.")
+    if module is not None and isinstance(struct, str):
+        _check_tree(f"{module.name}_{struct}", entries, out, owners)
+    if not ok or module is None or not isinstance(struct, str):
+        return None
+    return Instance(struct=struct, header=header, dir_field=dir_field, demo=tuple(names), entries=tuple(entries))
+
+
+def _member_names(e: Entry) -> list[str]:
+    """The struct members an instance entry needs (a regset32 also its stand-in memory)."""
+    return [re.split(r"[\[;]", decl)[0].split()[-1].lstrip("*") for decl in e.kind.members(e)] if e.field else []
 
 
 def _rewrite_module_name(text: str, loc: _Locator, name: str, data: dict, source_name: str) -> str:

@@ -221,3 +221,10 @@ def debug_kernel_6_12(debug_kernel):
 def each_debug_kernel(request):
     """debug-6.1, then debug-6.12."""
     return request.getfixturevalue("debug_kernel" if request.param == "6.1" else "debug_kernel_6_12")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache of this test's own (DBGSCAFFOLD_CACHE)."""
+    monkeypatch.setenv("DBGSCAFFOLD_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

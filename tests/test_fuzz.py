@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, toml_str
-from dbgscaffold.debugfs_types import MAX_ARRAY_LENGTH, TYPES, Kind
+from dbgscaffold.kinds import TYPES
+from dbgscaffold.kinds.u32_array import MAX_ARRAY_LENGTH
 from dbgscaffold.spec import GPL_LICENSES, RESERVED_NAMES, SpecError, parse_spec
 
 SPECS = Path(__file__).resolve().parent.parent / "generator" / "specs"
@@ -114,11 +115,11 @@ def random_entry(draw) -> dict:
 
 
 def plausible_value(type_):
-    if type_.kind is Kind.BOOL:
+    if type_.kind.name == "bool":
         return st.booleans()
-    if type_.kind is Kind.INTEGER:
+    if type_.kind.name == "integer":
         return st.integers(type_.minimum - 1, type_.maximum + 1)
-    if type_.kind is Kind.U32_ARRAY:
+    if type_.kind.name == "u32_array":
         return st.lists(st.integers(-1, 2**32), max_size=6)
     return TEXT
 
@@ -173,22 +174,33 @@ def valid_entry(draw, index: int) -> dict:
     type_ = TYPES[draw(st.sampled_from(TYPE_NAMES))]
     parent = draw(st.sampled_from(["", "d0/", "d1/", "d1/d2/"]))
     entry = {"path": f"{parent}e{index}_{draw(WORD)}", "type": type_.name}
-    if type_.kind is not Kind.DIR and draw(st.booleans()):
+    if type_.kind.takes_mode and draw(st.booleans()):
         entry["mode"] = draw(st.sampled_from(VALID_MODES[type_.writes.value]))
     kind = type_.kind
-    if kind is Kind.INTEGER and draw(st.booleans()):
+    if kind.name == "integer" and draw(st.booleans()):
         entry["value"] = draw(st.integers(type_.minimum, type_.maximum))
-    elif kind is Kind.BOOL and draw(st.booleans()):
+    elif kind.name == "bool" and draw(st.booleans()):
         entry["value"] = draw(st.booleans())
-    elif kind in (Kind.BLOB, Kind.CUSTOM, Kind.STRING) and draw(st.booleans()):
+    elif kind.name in ("blob", "custom", "string") and draw(st.booleans()):
         entry["value"] = draw(st.text(st.characters(codec="utf-8"), max_size=40))
-        if kind is Kind.STRING and draw(st.booleans()):
+        if kind.name == "string" and draw(st.booleans()):
             entry["size"] = len(entry["value"].encode()) + 1 + draw(st.integers(0, 100))
-    elif kind is Kind.U32_ARRAY:
+    elif kind.name == "u32_array":
         values = draw(st.lists(st.integers(0, 2**32 - 1), max_size=10))
         entry["value"] = values
         if not values or draw(st.booleans()):
             entry["length"] = max(1, len(values)) + draw(st.integers(0, MAX_ARRAY_LENGTH - 10))
+    elif kind.name == "attribute":
+        if draw(st.booleans()):
+            entry["format"] = draw(st.sampled_from(["%llu\n", "0x%08llx\n", "%#llX", "n=%llu\n"]))
+        if draw(st.booleans()):
+            entry["value"] = draw(st.integers(0, 2**64 - 1))
+    elif kind.name == "regset32":
+        words = draw(st.lists(st.integers(0, 0x3FFF), min_size=1, max_size=6, unique=True))
+        entry["registers"] = [{"name": f"R{n}", "offset": 4 * w, **({"value": draw(st.integers(0, 2**32 - 1))} if draw(st.booleans()) else {})}
+                              for n, w in enumerate(words)]
+    elif kind.name == "symlink":
+        entry["target"] = None  # valid_parts() points it at another entry
     return entry
 
 
@@ -207,6 +219,13 @@ def valid_parts(draw) -> tuple[dict, list[dict]]:
     entries = [draw(valid_entry(i)) for i in range(n)]
     for d in draw(st.sets(st.sampled_from(["d0", "d1", "d1/d2"]))):  # explicit directories
         entries.insert(draw(st.integers(0, len(entries))), {"path": d, "type": "dir"})
+    targets = [e["path"] for e in entries if "target" not in e]
+    targets += sorted({p.rsplit("/", 1)[0] for p in targets if "/" in p})
+    for e in [e for e in entries if "target" in e]:
+        if targets:
+            e["target"] = draw(st.sampled_from(targets))
+        else:
+            entries.remove(e)
     return module, entries
 
 
@@ -304,7 +323,7 @@ def check_project(out: Path, text: str) -> None:
         f"{name}_debugfs.c",
         f"{name}_debugfs.h",
         f"{name}_compat.h",
-        *(f"user/{e.cname}.c" for e in spec.of_kind(Kind.SEQ, Kind.CUSTOM)),
+        *(f"user/{e.cname}.c" for e in spec.files if e.kind.user_role),
     }
     assert expected <= files, expected - files
     assert (out / "dbgscaffold.toml").read_bytes() == text.encode("utf-8")
@@ -360,7 +379,7 @@ def test_parse_spec_on_toml_like_text_raises_only_spec_error(text):
 
 
 def _shape(spec):
-    return [(e.path, e.type.name, e.mode, e.value, e.size, e.length) for e in spec.entries]
+    return [(e.path, e.type.name, e.mode, e.value, e.params) for e in spec.entries]
 
 
 @settings(FUZZ, max_examples=200)

@@ -55,12 +55,6 @@ A_ALONE_C = A_C.replace('#include "b.h"\n', "").replace("twofile_tag()", '"alone
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DBGSCAFFOLD_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture
 def kdir(kernel_headers):
     require_tools("make", "gcc")
     return kernel_headers["6.1"].build_dir

@@ -325,11 +325,11 @@ def test_guest_has_what_the_ftrace_readme_says(series):
     from dbgscaffold.vm.initramfs import FileSpec
 
     script = "\n".join([
-        ". /checks/ktap.sh", "echo 'KTAP version 1' >&3", "echo '1..1' >&3",
+        ". /checks/ktap.sh", "_dbgs_res 'KTAP version 1'", "_dbgs_res '1..1'",
         "mount -t tracefs nodev /sys/kernel/tracing",
         'diag "tracers: $(cat /sys/kernel/tracing/available_tracers)"',
         'for s in ' + " ".join(GUEST_EVENT_SYSTEMS) + '; do [ -d /sys/kernel/tracing/events/$s ] && diag "events: $s"; done',
-        "echo 'ok 1 tracefs' >&3", ""])
+        "ok tracefs", ""])
     payload = pack_payload([FileSpec(PAYLOAD_SCRIPT, script.encode(), 0o755)])
 
     class Script:  # the runner's Checks: nothing to build, one script to run

@@ -40,7 +40,7 @@ def test_the_script_sources_the_guest_library_and_exports_the_series():
     text = run_script(LAB, checks, "6.12", check_timeout=7.5)
     assert text.splitlines()[1] == ". /checks/ktap.sh"
     assert "SERIES=6.12" in text and "export MODULE ROOT KO SERIES" in text and "DBGS_CHECK_TIMEOUT=8" in text
-    assert "echo '1..9' >&3" in text
+    assert "_dbgs_res '1..9'" in text
     assert "run_check 1 'insmod mydebug' check_1" in text
     assert "run_user_check 2 'task 1: the directory /sys/kernel/debug/mydebug exists after insmod' /run/payload/checks/10-dir.sh" in text
     # a module or file left behind keeps the module loaded: the runner replaces that VM
@@ -50,7 +50,7 @@ def test_the_script_sources_the_guest_library_and_exports_the_series():
 def fake_run(statuses: list[str], verdict: str = "", exit_code: int = 1, crashes=()):
     checks = tuple(CheckResult(n, f"c{n}", Status(s), (f"why {n}",) if s != "pass" else ()) for n, s in enumerate(statuses, 1))
     return SimpleNamespace(checks=checks, verdict=verdict or "some failed", exit_code=exit_code, crashes=tuple(crashes), build_failure=None,
-                           findings=tuple(c.title for c in crashes))
+                           findings=tuple(c.title for c in crashes), forged=(), forged_count=0)
 
 
 def test_score_is_points_times_the_share_of_passing_checks():
@@ -136,7 +136,15 @@ def test_the_workflow_is_valid_yaml_with_a_matrix_and_a_merge_job(tmp_path):
     assert result.exit_code == 0, result.output
     written = yaml.safe_load(out.read_text())
     assert written["jobs"]["grade"]["strategy"]["matrix"]["shard"] == [1, 2, 3, 4, 5]
-    assert "pip install 'git+https://example.org/d.git'" in written["jobs"]["merge"]["steps"][1]["run"]
+    assert "pip install git+https://example.org/d.git" in written["jobs"]["merge"]["steps"][1]["run"]
+    gitlab = tmp_path / ".gitlab-ci.yml"
+    result = run_cli("lab", "grade", "--lab", "debugfs-fops", "--workflow", str(gitlab), "--ci", "gitlab", "--shards", "5")
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(gitlab.read_text())
+    assert written["grade"]["parallel"] == 5 and written["merge"]["needs"] == ["grade"]
+    assert any("--shard $CI_NODE_INDEX/$CI_NODE_TOTAL" in line for line in written["grade"]["script"])
+    # each script item is a command of its own: none may continue on the next
+    assert not [line for line in written["grade"]["script"] + written["merge"]["script"] if line.rstrip().endswith("\\")]
 
 
 def test_merge_cli_writes_csv_and_json(tmp_path):

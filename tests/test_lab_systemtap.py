@@ -126,7 +126,7 @@ def test_payload_script_runs_each_check_with_staprun_ready():
     assert script.startswith("# Generated") and ". /checks/ktap.sh" in script
     assert "ln -sf \"$STAP_ROOT/lib/ld-linux-x86-64.so.2\" /lib64/ld-linux-x86-64.so.2" in script
     assert 'SYSTEMTAP_STAPIO="$STAP_ROOT/bin/stapio"' in script and 'SYSTEMTAP_STAPRUN="$STAPRUN"' in script
-    assert "echo '1..1' >&3" in script and "run_user_check 1 01-hello.sh /run/payload/checks/01-hello.sh" in script
+    assert "_dbgs_res '1..1'" in script and "run_user_check 1 01-hello.sh /run/payload/checks/01-hello.sh" in script
     assert "SERIES=6.12" in script and "STAP_KO_DIR=/run/payload/ko" in script
 
 
@@ -243,3 +243,32 @@ def test_wrong_scripts_fail_their_checks(tmp_path):
     assert all(s == "fail" for s in statuses.values()), statuses
     hello = next(c for c in outcome.run.checks if c.name.endswith("hello.stp prints \"hello systemtap!\" and ends by itself"))
     assert any("status" in d for d in hello.diagnostics), hello.diagnostics
+
+
+@pytest.mark.slow
+def test_grade_compiles_the_scripts_in_the_sandbox(tmp_path):
+    """`lab grade` of a systemtap submission folder: stap translates and builds each
+    student's script inside the sandbox (its HOME a private tmpfs: the host's stap cache
+    gets nothing), and the solution still scores 10/10."""
+    import csv
+
+    from conftest import run_cli
+    from dbgscaffold import sandbox
+
+    _pair("6.1")
+    require(not sandbox.available(), f"a working sandbox ({sandbox.available()})")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    assert run_cli("lab", "solution", "systemtap", str(subs / "alice")).exit_code == 0
+    # a comment makes the scripts unlike any stap has cached
+    for stp in (subs / "alice").glob("*.stp"):
+        stp.write_text(stp.read_text() + f"# {tmp_path.name}\n")
+    stap_cache = Path.home() / ".systemtap" / "cache"
+    before = sorted(stap_cache.rglob("*")) if stap_cache.is_dir() else []
+    out = tmp_path / "g.csv"
+    r = run_cli("lab", "grade", str(subs), "--lab", "systemtap", "--kernel", "6.1", "--out", str(out), "-j", "1")
+    assert r.exception is None and r.exit_code == 0, r.output
+    row = next(csv.DictReader(out.open()))
+    assert (row["student"], row["total"], row["exit"]) == ("alice", "10", "0"), row
+    after = sorted(stap_cache.rglob("*")) if stap_cache.is_dir() else []
+    assert after == before, "stap ran outside the sandbox (it wrote the host's stap cache)"

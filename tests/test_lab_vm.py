@@ -83,7 +83,7 @@ def test_thorough_selfcheck_finds_a_check_scoring_the_wrong_task(series, tmp_pat
     assert "selfcheck: 1 defect(s)" in r.stdout
 
 
-def _crasher(sol: Path) -> None:
+def crasher(sol: Path) -> None:
     c = sol / "mydebug.c"
     text = c.read_text()
     bad = text.replace("\tif (count > C_SIZE - 1)\n\t\treturn -ENOSPC;\n",
@@ -101,7 +101,7 @@ def test_grade_a_folder(series, tmp_path):
     with tarfile.open(subs / "bob.tgz", "w:gz") as tar:
         tar.add(tmp_path / "bob", arcname="bob")
     assert run_cli("lab", "solution", "debugfs-basics", str(subs / "carol")).exit_code == 0
-    _crasher(subs / "carol")
+    crasher(subs / "carol")
     assert run_cli("lab", "solution", "debugfs-basics", str(subs / "dave")).exit_code == 0
     (subs / "dave" / "mydebug.c").write_text((subs / "dave" / "mydebug.c").read_text().replace("static u8 a = 5;", "static u8 a = 5"))
     assert run_cli("lab", "solution", "debugfs-basics", str(subs / "erin")).exit_code == 0  # after the crasher
@@ -141,7 +141,7 @@ def test_grade_a_folder(series, tmp_path):
 def test_check_points_a_crash_at_its_line_and_todo(series, tmp_path):
     require_tools("objdump", "addr2line")
     assert run_cli("lab", "solution", "debugfs-basics", str(tmp_path / "carol")).exit_code == 0
-    _crasher(tmp_path / "carol")
+    crasher(tmp_path / "carol")
     r = run_cli("lab", "check", str(tmp_path / "carol"), "--kernel", series)
     assert r.exception is None and r.exit_code == 6, r.output
     assert "crash at mydebug.c:87 (c_write, in TODO 5 (replace c_data;" in r.stdout

@@ -33,9 +33,10 @@ def test_new_default_is_the_classic_example(tmp_path):
     c = (project / "mydebug_debugfs.c").read_text()
     assert c.startswith("// SPDX-License-Identifier: GPL-2.0\n")
     assert '#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt' in c
-    assert 'debugfs_create_u8("a", 0644, mydebug_root, &mydebug_a);' in c
-    assert 'debugfs_create_blob("b", 0444, mydebug_root, &mydebug_b);' in c
-    assert 'dir_subdir = debugfs_create_dir("subdir", mydebug_root);' in c
+    assert 'root = debugfs_create_dir("mydebug", NULL);' in c and "mydebug_root = root;" in c
+    assert 'debugfs_create_u8("a", 0644, root, &mydebug_a);' in c
+    assert 'debugfs_create_blob("b", 0444, root, &mydebug_b);' in c
+    assert 'd[0] = debugfs_create_dir("subdir", root);' in c and 'debugfs_create_file("c", 0644, d[0], ' in c
     assert "debugfs_remove_recursive(mydebug_root);" in c
     assert "static u8 mydebug_a = 5;" in c and '"Hello world!\\n"' in c and '"c data\\n"' in c
     for macro in ("MODULE_LICENSE", "MODULE_AUTHOR", "MODULE_DESCRIPTION", "MODULE_VERSION"):
@@ -48,7 +49,7 @@ def test_new_default_is_the_classic_example(tmp_path):
 def test_new_name_sets_module_and_root(tmp_path):
     assert run_cli("new", "othermod", cwd=tmp_path).exit_code == 0
     c = (tmp_path / "othermod" / "othermod_debugfs.c").read_text()
-    assert 'othermod_root = debugfs_create_dir("othermod", NULL);' in c
+    assert 'root = debugfs_create_dir("othermod", NULL);' in c and "othermod_root = root;" in c
     kbuild = (tmp_path / "othermod" / "Kbuild").read_text()
     assert "obj-m := othermod.o" in kbuild and "othermod-y := othermod_debugfs.o" in kbuild
 
@@ -245,7 +246,7 @@ def test_spec_example_round_trips(tmp_path):
     assert result.exit_code == 0
     (tmp_path / "s.toml").write_text(result.stdout)
     check = run_cli("spec", "check", str(tmp_path / "s.toml"))
-    assert check.exit_code == 0 and "18 entries" in check.stdout
+    assert check.exit_code == 0 and "21 entries" in check.stdout
 
 
 def test_spec_check_reports_problems(tmp_path):
@@ -255,7 +256,7 @@ def test_spec_check_reports_problems(tmp_path):
 
 
 def test_spec_types_lists_every_type():
-    from dbgscaffold.debugfs_types import TYPES
+    from dbgscaffold.kinds import TYPES
 
     out = run_cli("spec", "types").stdout
     assert all(line.split()[0] in TYPES for line in out.splitlines())

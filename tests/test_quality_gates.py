@@ -73,7 +73,7 @@ def test_checkpatch_strict_reports_nothing(projects, checkpatch_of_series, label
 
 def test_every_type_project_has_user_files_and_compat_probe(projects):
     project = projects["every-type"]
-    assert sorted(p.name for p in (project / "user").glob("*.c")) == ["control.c", "stats.c"]
+    assert sorted(p.name for p in (project / "user").glob("*.c")) == ["control.c", "showdev_limit.c", "showdev_state.c", "stats.c", "threshold.c"]
     kbuild = (project / "Kbuild").read_text()
     assert "user/stats.o" in kbuild and "user/control.o" in kbuild
     assert "DBGSCAFFOLD_HAVE_DEBUGFS_U32_ARRAY" in kbuild

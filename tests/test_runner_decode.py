@@ -29,3 +29,20 @@ def test_kernel_frames_are_the_ones_without_a_module():
     guessed = next(f for f in kernel if f.function == "kasan_unpoison")
     assert not guessed.reliable  # "? kasan_unpoison+0x42/0x50"
     assert [f.function for f in module_frames(log)] == ["rcbug_init"]
+
+
+def test_a_dwarf_path_never_leads_out_of_the_project(tmp_path):
+    """The DWARF is the submission's to write: `#line 1 "x/../../../etc/passwd"` or a symlink
+    named like a source must not make the report quote a host file."""
+    from dbgscaffold.runner.decode import _in_project
+
+    project = tmp_path / "p"
+    (project / "sub").mkdir(parents=True)
+    (project / "m.c").write_text("int x;\n")
+    (project / "sub" / "u.c").write_text("int y;\n")
+    (project / "evil.c").symlink_to("/etc/passwd")
+    assert _in_project("/build/m.c", project) == project / "m.c"
+    assert _in_project("/build/sub/u.c", project) == project / "sub" / "u.c"
+    assert _in_project("/build/x/../../../../etc/passwd", project) is None
+    assert _in_project("/tmp/work/" + "../" * 12 + "etc/passwd", project) is None
+    assert _in_project("/build/evil.c", project) is None

@@ -156,3 +156,21 @@ def test_a_check_the_guest_timed_out_is_exit_5_naming_it():
     t = judge("m", NAMES, rr(results))
     assert t.exit_code == 5 and t.checks[2].status == "timeout"
     assert t.verdict == "timeout: check 3 'a: write 0, read it back' exceeded its time limit"
+
+
+def test_two_results_for_one_check_are_neither_trusted():
+    """Only the checks write tokened lines, one a check: a second (a module that learnt the
+    token and wrote `ok 3` before the real `not ok 3`) makes that check fail, whatever it says."""
+    forged = PASS.replace("    ok 3 a: write 0, read it back\n", "    ok 3 a: write 0, read it back\n    not ok 3 a: write 0, read it back\n")
+    forged = forged.replace("    ok 2 a: exists\n", "    ok 3 forged\n    ok 2 a: exists\n")
+    t = judge("m", NAMES, rr(forged))
+    assert [c.status for c in t.checks] == ["pass", "pass", "fail", "pass"]
+    assert "two results arrived for this check" in t.checks[2].diagnostics[0]
+    assert t.exit_code == 1
+
+
+def test_the_taint_a_module_sets_by_loading_is_no_diagnostic_but_any_other_is():
+    t = judge("m", NAMES, rr(PASS))
+    assert not any("taint" in d for c in t.checks for d in c.diagnostics), "0 -> OE: only where the module ran first"
+    t = judge("m", NAMES, rr(PASS.replace("# taint: 0 -> 12288", "# taint: 0 -> 12800").replace("# taint: 12288\n", "# taint: 12800\n")))
+    assert "taint: 0 -> 12800" in t.checks[0].diagnostics

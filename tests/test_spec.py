@@ -17,7 +17,8 @@ from textwrap import dedent
 
 import pytest
 
-from dbgscaffold.debugfs_types import MAX_STRING_SIZE, TYPES
+from dbgscaffold.kinds import TYPES
+from dbgscaffold.kinds.string import MAX_STRING_SIZE
 from dbgscaffold.spec import GPL_LICENSES, Problem, SpecError, parse_spec
 
 SPECS = Path(__file__).resolve().parent.parent / "generator" / "specs"
@@ -95,7 +96,7 @@ def test_deep_nesting_is_a_spec_error_not_a_recursion_error():
 )
 def test_unknown_top_level_key(text, line, key, hint):
     p = only_error(text)
-    assert_problem(p, line, "", f"unknown top-level key '{key}'", hint, "Fix: the spec has a [module] table, [[entry]] tables and a [test] table only")
+    assert_problem(p, line, "", f"unknown top-level key '{key}'", hint, "Fix: the spec has a [module] table, [[entry]] tables, an [instance] table and a [test] table only")
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ def test_unknown_module_key_with_did_you_mean(key, hint):
 )
 def test_unknown_entry_key_with_did_you_mean(key, hint):
     p = only_error(one(entry("a", "string", f"{key} = 1")))
-    assert_problem(p, 6, "entry #1 'a'", f"unknown key '{key}'", hint, "valid keys: length, mode, path, size, type, value")
+    assert_problem(p, 6, "entry #1 'a'", f"unknown key '{key}'", hint, "valid keys: field, format, length, mode, path, registers, size, target, type, value")
 
 
 @pytest.mark.parametrize(
@@ -210,7 +211,7 @@ def test_explicit_dir_with_children_is_fine():
         ("dir/*", "component '*' has characters outside [A-Za-z0-9_.-]: '*'"),
         ("caf\u00e9", "has characters outside [A-Za-z0-9_.-]: '\u00e9'"),
         ("a\\n", "has characters outside [A-Za-z0-9_.-]: '\\n'"),  # TOML escape: a real newline
-        ("x" * 65, "is 65 characters long (at most 64)"),
+        ("x" * 61, "is 61 characters long (at most 60)"),
     ],
 )
 def test_bad_path(path, fragment):
@@ -333,7 +334,10 @@ def test_directory_with_a_mode_is_an_error():
     [
         ("u8", "size = 4", "string"),
         ("string", "length = 4", "u32_array"),
-        ("seq", 'value = "x"', "atomic_t, blob, bool, custom, size_t, string, u16"),
+        ("seq", 'value = "x"', "atomic_t, attribute, blob, bool, custom, size_t, string, u16"),
+        ("u8", 'target = "x"', "symlink"),
+        ("u8", 'registers = []', "regset32"),
+        ("blob", 'format = "%llu"', "attribute"),
         ("dir", "value = 1", "atomic_t"),
         ("bool", "length = 1", "u32_array"),
     ],
@@ -345,10 +349,10 @@ def test_key_not_applicable_to_type(type_, key, users):
 
 
 def test_default_modes_come_from_the_type_table():
+    required = {"u32_array": ["length = 1"], "regset32": ['registers = [{ name = "R", offset = 0 }]'], "symlink": ['target = "b"']}
     for name, t in TYPES.items():
-        extra = ["length = 1"] if name == "u32_array" else []
-        spec = valid(one(entry("a", name, *extra)))
-        assert spec.entries[0].mode_octal == ("" if name == "dir" else t.default_mode), name
+        spec = valid(one(entry("a", name, *required.get(name, []))) + "[[entry]]\n" + entry("b", "u8"))
+        assert spec.entries[0].mode_octal == ("" if not t.kind.takes_mode else t.default_mode), name
 
 
 # ---------------------------------------------------------------------------
@@ -414,7 +418,7 @@ def test_string_value_must_fit_size_minus_one(size, value):
 
 def test_string_value_of_exactly_size_minus_one_fits():
     spec = valid(one(entry("s", "string", "size = 4", 'value = "abc"')))
-    assert (spec.entries[0].size, spec.entries[0].value) == (4, b"abc")
+    assert (spec.entries[0].param("size"), spec.entries[0].value) == (4, b"abc")
 
 
 @pytest.mark.parametrize("size", [0, 1, MAX_STRING_SIZE + 1, -5])
@@ -430,8 +434,8 @@ def test_string_size_must_be_an_integer(size):
 
 
 def test_string_without_size_gets_room_for_its_value():
-    assert valid(one(entry("s", "string", f'value = "{"x" * 100}"'))).entries[0].size == 101
-    assert valid(one(entry("s", "string"))).entries[0].size == 64
+    assert valid(one(entry("s", "string", f'value = "{"x" * 100}"'))).entries[0].param("size") == 101
+    assert valid(one(entry("s", "string"))).entries[0].param("size") == 64
 
 
 def test_string_value_too_long_for_any_buffer_without_size():
@@ -441,7 +445,7 @@ def test_string_value_too_long_for_any_buffer_without_size():
 
 def test_string_value_of_the_largest_size_fits_without_size():
     spec = valid(one(entry("s", "string", f'value = "{"x" * (MAX_STRING_SIZE - 1)}"')))
-    assert spec.entries[0].size == MAX_STRING_SIZE
+    assert spec.entries[0].param("size") == MAX_STRING_SIZE
 
 
 def test_u32_array_longer_than_length():
@@ -451,7 +455,7 @@ def test_u32_array_longer_than_length():
 
 def test_u32_array_shorter_than_length_is_padded_later():
     e = valid(one(entry("t", "u32_array", "length = 4", "value = [1, 2]"))).entries[0]
-    assert (e.length, e.value) == (4, (1, 2))
+    assert (e.param("length"), e.value) == (4, (1, 2))
 
 
 @pytest.mark.parametrize("element, shown", [("-1", "-1"), (str(2**32), str(2**32)), ("true", "True"), ('"1"', "'1'"), ("1.5", "1.5")])
@@ -566,9 +570,10 @@ def test_c_name_clash_with_generated_identifiers(first, second, ident, owner):
     assert_problem(p, 6, f"entry #2 '{p2}'", f"'{p2}' needs the C name '{ident}', which is also used by {owner}", "Fix: rename the entry")
 
 
-def test_directory_local_clashing_with_the_root_dentry():
-    p = only_error('[module]\nname = "dir"\n[[entry]]\npath = "root/a"\ntype = "u8"\n')
-    assert_problem(p, 3, "entry #1 'root/a'", "'root' needs the C name 'dir_root', which is also used by the module's root directory")
+def test_directories_need_no_c_names_of_their_own():
+    """<name>_init() keeps directories in d[] and the root in `root`: a module 'dir' with a
+    directory 'root' (once the clash dir_root = <name>_root) is fine."""
+    assert valid('[module]\nname = "dir"\n[[entry]]\npath = "root/a"\ntype = "u8"\n').entries[0].path == "root/a"
 
 
 def test_similar_but_distinct_generated_names_are_fine():
@@ -743,3 +748,161 @@ def test_classic_spec_is_the_classic_example():
 def test_example_spec_uses_every_type():
     spec = valid((SPECS / "example.toml").read_text(encoding="utf-8"))
     assert sorted({e.type.name for e in spec.entries}) == sorted(TYPES)
+
+
+# ---------------------------------------------------------------------------
+# The driver kinds: attribute, regset32, symlink
+
+
+REGS = 'registers = [ { name = "CTRL", offset = 0x0 }, { name = "STATUS", offset = 0x4, value = 0x80000001 } ]'
+
+
+def test_the_driver_kinds_parse_into_their_params():
+    text = (one(entry("threshold", "attribute", 'format = "0x%08llx\\n"', "value = 7")) + "[[entry]]\n" + entry("regs", "regset32", REGS)
+            + "[[entry]]\n" + entry("sub/latest", "symlink", 'target = "regs"'))
+    attr, regs, link = valid(text).entries
+    assert (attr.value, attr.param("format"), attr.mode_octal) == (7, "0x%08llx\n", "0644")
+    assert [(r.name, r.offset, r.value) for r in regs.param("registers")] == [("CTRL", 0, 0), ("STATUS", 4, 0x80000001)]
+    assert regs.mode_octal == "0444" and regs.kind.reads(regs, (6, 1)) == b"CTRL = 0x00000000\nSTATUS = 0x80000001\n"
+    assert link.mode is None and link.kind.link_text(link) == "../regs"
+
+
+@pytest.mark.parametrize("registers, fragment", [
+    ('[ { name = "CTRL", offset = 0x0, width = 32 } ]', "register 0: unknown field 'width'"),
+    ('[ { name = "CTRL", offset = 0x2 } ]', "register 0: offset 0x2 is not a multiple of 4"),
+    ('[ { name = "A", offset = 0 }, { name = "A", offset = 4 } ]', "register 1: name 'A' is also register 0's"),
+    ('[ { name = "A", offset = 4 }, { name = "B", offset = 4 } ]', "register 1: offset 0x4 is also register 'A''s"),
+    ('[ { name = "C TRL", offset = 0 } ]', "is not a C-like identifier"),
+    ('[ { name = "A", offset = 0x10000 } ]', "is not an integer from 0 to 0xfffc"),
+    ('[ { name = "A", offset = 0, value = -1 } ]', "value -1 is not a u32"),
+    ("[]", "'registers' must be a non-empty array of tables"),
+    ('"CTRL"', "'registers' must be a non-empty array of tables, not a string"),
+])
+def test_bad_registers_are_reported_on_their_line(registers, fragment):
+    p = only_error(one(entry("regs", "regset32", f"registers = {registers}")))
+    assert_problem(p, 6, "entry #1 'regs'", fragment, "Fix:")
+
+
+def test_a_regset32_needs_registers():
+    assert_problem(only_error(one(entry("regs", "regset32"))), 3, "entry #1 'regs'", "a regset32 entry needs 'registers'")
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("missing", "the target 'missing' is not an entry or directory of this spec"),
+    ("link", "the symlink points at itself"),
+    ("other", "the target 'other' is itself a symlink"),
+])
+def test_bad_symlink_targets(target, fragment):
+    text = (one(entry("link", "symlink", f'target = "{target}"')) + "[[entry]]\n" + entry("other", "symlink", 'target = "d/x"')
+            + "[[entry]]\n" + entry("d/x", "u8"))
+    assert_problem(only_error(text), 3, "entry #1 'link'", fragment, "Fix:")
+
+
+def test_an_empty_symlink_target_is_an_error():
+    assert_problem(only_error(one(entry("link", "symlink", 'target = "/"'))), 6, "entry #1 'link'", "'target' is empty", "Fix:")
+
+
+def test_a_tree_of_more_than_64_directories_is_refused():
+    text = HEAD.removesuffix("[[entry]]\n") + "".join(f'[[entry]]\npath = "d{i}/f"\ntype = "u8"\n' for i in range(65))
+    p = only_error(text)
+    assert "the tree has 65 directories; at most 64" in p.message and p.where == "entry #65 'd64/f'"
+
+
+def test_a_symlink_may_point_at_an_implied_directory_and_takes_no_mode():
+    text = one(entry("link", "symlink", 'target = "d"')) + "[[entry]]\n" + entry("d/x", "u8")
+    assert valid(text).entries[0].kind.link_text(valid(text).entries[0]) == "d"
+    p = only_error(one(entry("link", "symlink", 'target = "d"', 'mode = "0644"')) + "[[entry]]\n" + entry("d/x", "u8"))
+    assert_problem(p, 7, "entry #1 'link'", "a symlink takes no mode", "Fix: remove the mode line")
+    assert_problem(only_error(one(entry("link", "symlink"))), 3, "entry #1 'link'", "a symlink needs a 'target'")
+
+
+@pytest.mark.parametrize("fmt, fragment", [
+    ('"%llu %llu\\n"', "exactly one conversion"),
+    ('"%lld\\n"', "exactly one conversion"),
+    ('"%d\\n"', "exactly one conversion"),
+    ('"100%% %llu\\n"', "no other %"),
+    ('"value of the threshold=%llu\\n"', "the kernel keeps 23"),
+    ('"%llu\\t\\n"', "printable ASCII and a final newline only"),
+    ('"%#llu\\n"', "gcc warns about its flags"),
+    ('"%-08llx\\n"', "gcc warns about its flags"),
+    ("5", "format must be a string"),
+])
+def test_bad_attribute_formats(fmt, fragment):
+    p = only_error(one(entry("t", "attribute", f"format = {fmt}")))
+    assert_problem(p, 6, "entry #1 't'", fragment, "Fix:")
+
+
+def test_attribute_reads_are_matched_by_the_formats_shape():
+    import re
+
+    from dbgscaffold.kinds.attribute import python_format, shape
+
+    for fmt, value in (("%llu\n", 0), ("0x%016llx\n", 2**64 - 1), ("%#llX", 255), ("v=%20llu\n", 12), ("%-8llu|\n", 3)):
+        printed = python_format(fmt) % value
+        assert re.fullmatch(shape(fmt), printed.removesuffix("\n")), (fmt, printed)
+    assert not re.fullmatch(shape("0x%08llx\n"), "12")
+
+
+def test_a_bad_driver_spec_writes_nothing_and_exits_2(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "bad.toml").write_text(one(entry("regs", "regset32", 'registers = [ { name = "CTRL", offset = 0x1 } ]')))
+    r = run_cli("new", "--spec", str(tmp_path / "bad.toml"), "-o", str(tmp_path / "out"))
+    assert r.exit_code == 2 and "offset 0x1 is not a multiple of 4" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------
+# [instance]
+
+MOD = '[module]\nname = "m"\n'
+INSTANCE = '[instance]\nstruct = "mydev"\ndemo = ["dev0", "dev1"]\n\n[[instance.entry]]\npath = "count"\ntype = "u32"\nfield = "count"\n'
+
+
+def test_an_instance_parses_with_its_entries():
+    spec = valid(MOD + INSTANCE)
+    inst = spec.instance
+    assert (inst.struct, inst.demo, inst.header, inst.dir_field) == ("mydev", ("dev0", "dev1"), "", "debugfs_dir")
+    e = inst.entries[0]
+    assert e.instance and e.field == "count" and e.where == "instance entry #1 'count'" and not spec.entries
+    assert (e.line, inst.entries[0].param("field")) == (7, "count")
+
+
+@pytest.mark.parametrize("text, line, where, fragment", [
+    (one(entry("a", "u8", 'field = "a"')), 6, "entry #1 'a'", "'field' applies only to the entries of [instance]"),
+    (MOD + INSTANCE.replace('["dev0", "dev1"]', '["dev0", "dev0"]'), 5, "[instance]", "demo instance 'dev0' is named twice"),
+    (MOD + INSTANCE.replace('type = "u32"', 'type = "custom"'), 9, "instance entry #1 'count'", "a custom entry is module-wide only"),
+    (MOD + INSTANCE.replace('field = "count"\n', ''), 7, "instance entry #1 'count'", "needs 'field'"),
+    (MOD + INSTANCE.replace('field = "count"', 'field = "2x"'), 10, "instance entry #1 'count'", "field '2x' is not a C identifier"),
+    (MOD + INSTANCE.replace('struct = "mydev"\n', ''), 3, "[instance]", "missing required key 'struct'"),
+    (MOD + INSTANCE.replace('struct = "mydev"', 'struct = "my dev"'), 4, "[instance]", "struct 'my dev' is not a C identifier"),
+    (MOD + INSTANCE.replace('demo = ', 'header = "mydrv.h"\ndemo = '), 6, "[instance]", "demo instances need the struct declared by the generated header"),
+    (MOD + INSTANCE.replace('demo = ', 'sturct = 1\ndemo = '), 5, "[instance]", "unknown key 'sturct'; did you mean 'struct'?"),
+    (MOD + INSTANCE + '\n[[instance.entry]]\npath = "c2"\ntype = "u8"\nfield = "count"\n', 12, "instance entry #2 'c2'", "needs the member 'count', which instance entry #1 'count' has"),
+    (MOD + INSTANCE.replace('field = "count"', 'field = "debugfs_dir"'), 7, "instance entry #1 'count'", "the instance's directory (dir_field)"),
+    (MOD + INSTANCE + '\n[[instance.entry]]\npath = "r"\ntype = "regset32"\nfield = "count"\nregisters = [{ name = "A", offset = 0 }]\n'
+     .replace('field = "count"\nreg', 'field = "cou"\nreg') + '\n[[instance.entry]]\npath = "m"\ntype = "u8"\nfield = "cou_mem"\n', 18,
+     "instance entry #3 'm'", "needs the member 'cou_mem', which instance entry #2 'r' has"),
+    (MOD + INSTANCE.replace('type = "u32"', 'type = "string"') + '\n[[instance.entry]]\npath = "d"\ntype = "u8"\nfield = "count_data"\n', 12,
+     "instance entry #2 'd'", "needs the member 'count_data', which instance entry #1 'count' has"),
+    (MOD + INSTANCE.replace('type = "u32"', 'type = "string"\nvalue = "abc"\nsize = 3'), 10, "instance entry #1 'count'",
+     "value is 3 bytes but the buffer holds size - 1 = 2"),
+    (MOD + INSTANCE.replace('type = "u32"', 'type = "string"\nvalue = "a\\u0000b"'), 7, "instance entry #1 'count'",
+     "a device's string is NUL-terminated text"),
+    (MOD + INSTANCE.replace('field = "count"', 'field = "default"'), 7, "instance entry #1 'count'", "field 'default' is a C keyword"),
+    (MOD + INSTANCE.replace('struct = "mydev"', 'struct = "inode"'), 4, "[instance]", "struct 'inode' is the kernel's own"),
+    (MOD + '[instance]\nstruct = "mydev"\n', 3, "[instance]", "the instance has no [[instance.entry]]"),
+    (MOD + INSTANCE + '\n[[instance.entry]]\npath = "b"\ntype = "blob"\nfield = "b"\nmode = "0644"\n', 16, "instance entry #2 'b'",
+     "per instance a blob is read-only"),
+    (one(entry("dev0", "u8")) + INSTANCE, 8, "[instance]", "demo instance 'dev0' has the name of a module-wide entry"),
+])
+def test_instance_errors(text, line, where, fragment):
+    p = only_error(text)
+    assert (p.line, p.where, fragment in p.message) == (line, where, True), str(p)
+    assert p.fix, str(p)
+
+
+def test_instance_c_names_may_not_clash_with_the_modules():
+    text = one(entry("mydev_count", "u8")) + "\n" + INSTANCE.replace('demo = ["dev0", "dev1"]\n', "")
+    p = only_error(text)
+    assert "needs the C name 'm_mydev_count', which is also used by entry #1 'mydev_count'" in str(p)

@@ -30,7 +30,7 @@ def test_a_payload_is_a_gzipped_newc_of_the_files_relative_to_the_payload_root()
     ]
     assert members[0].data == files[0].data
     assert agent.pack_payload(files) == data, "the same files must give the same bytes"
-    assert agent.payload_message(data) == f"payload {len(data)}\n".encode() + data
+    assert agent.payload_message(data, "t0k") == f"payload {len(data)} t0k\n".encode() + data
 
 
 def test_a_payload_file_outside_the_payload_root_is_refused():
@@ -39,9 +39,22 @@ def test_a_payload_file_outside_the_payload_root_is_refused():
 
 
 def test_the_done_line_is_parsed_and_anything_else_is_not():
-    assert agent.parse_done("# dbgscaffold: done 3 0 12288\r") == agent.Done(3, 0, 12288)
-    assert agent.parse_done("# dbgscaffold: done 3 0") is None
+    assert agent.parse_done("# dbgscaffold: done 3 0 12288 0\r") == agent.Done(3, 0, 12288, 0)
+    assert agent.parse_done("# dbgscaffold: done 3 0 12288 2").processes_left == 2
+    assert agent.parse_done("# dbgscaffold: done 3 0 12288") is None
     assert agent.parse_done("ok 1 done 3 0 1") is None
+
+
+def test_a_result_line_counts_only_with_this_payloads_token():
+    token = agent.new_token()
+    assert len(token) == 32 and token != agent.new_token()
+    assert agent.untag(f"{token} ok 1 a", token) == ("ok 1 a", "")
+    assert agent.untag(f"{token}   ok 1 sub", token) == ("  ok 1 sub", "")  # a subtest keeps its indent
+    assert agent.untag("ok 1 a", token) == (None, "ok 1 a")  # a module's forged line
+    assert agent.untag(f"{token[:-1]} ok 1 a", token)[0] is None
+    # a fragment a module wrote without a newline glues onto our next line: it stays ours
+    assert agent.untag(f"ok 9 x{token} not ok 1 a", token) == ("not ok 1 a", "ok 9 x")
+    assert agent.untag(" ok 1 a", "") == (None, " ok 1 a")  # no token, no results
 
 
 def test_the_agent_reads_payloads_with_dd_fullblock_never_through_stdio():
@@ -114,3 +127,32 @@ def test_shared_guest_files_go_into_the_agent_initramfs_but_never_under_the_payl
     assert agent.agent_initramfs(lib, cache=tmp_path) != path, "other files, another (content-addressed) initramfs"
     with pytest.raises(ValueError, match="emptied for every payload"):
         agent.agent_initramfs(lib, [FileSpec(f"{agent.PAYLOAD_ROOT}/staprun", b"x")], cache=tmp_path)
+
+
+def test_a_results_line_without_end_is_cut_and_the_next_line_still_arrives():
+    """A module can write to the results port forever without a newline: the host keeps
+    at most LINE_MAX of it a line (the rest may be dropped), and what follows is read as usual."""
+    import socket
+    import time
+
+    from dbgscaffold.vm import session
+
+    ours, theirs = socket.socketpair()
+    lines = session._Lines(ours)
+    theirs.sendall(b"x" * (3 * session.LINE_MAX) + b"\nok 1 after\n")
+    theirs.close()
+    got = []
+    deadline = time.monotonic() + 10
+    while (line := lines.get(deadline)) is not None:
+        got.append(line)
+    assert max(map(len, got)) <= session.LINE_MAX and got[-1] == "ok 1 after", [len(x) for x in got]
+    assert got[:-1] and all(set(x) == {"x"} for x in got[:-1])  # the endless line's pieces (some dropped), nothing more
+
+
+def test_a_payload_is_judged_on_the_console_from_the_line_it_began():
+    from dbgscaffold.vm.session import died_before_payload, payload_console
+
+    console = "[ 5.1] WARNING: a starved guest\n[ 5.2] dbgscaffold: begin payload 1\n[ 5.3] mine\n"
+    assert payload_console(console) == "[ 5.2] dbgscaffold: begin payload 1\n[ 5.3] mine\n"
+    assert payload_console("[ 5.1] BUG: before anything\n") == "[ 5.1] BUG: before anything\n"
+    assert died_before_payload(b"[ 5.1] BUG: before anything\n") and not died_before_payload(console.encode())

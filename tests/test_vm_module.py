@@ -101,7 +101,7 @@ def test_a_null_dereference_in_the_write_handler_is_a_crash_in_that_check(series
     source = project / "broken_debugfs.c"
     text = source.read_text()
     head, tail = text.split("static ssize_t textbuf_write", 1)
-    tail = tail.replace("struct textbuf *tb = file->private_data;", "struct textbuf * volatile nullp = NULL;\n\tstruct textbuf *tb = nullp;", 1)
+    tail = tail.replace("struct dbgscaffold_textbuf *tb = file->private_data;", "struct dbgscaffold_textbuf * volatile nullp = NULL;\n\tstruct dbgscaffold_textbuf *tb = nullp;", 1)
     source.write_text(head + "static ssize_t textbuf_write" + tail)
     code, doc, output = vm_test(project, series, tmp_path)
     assert code == 6, output
@@ -169,6 +169,99 @@ def test_a_module_that_disagrees_with_its_spec_fails_those_checks(tmp_path):
     assert sorted(failed) == ["a: mode 644", "a: reads its initial value", "subdir/c: a 32-byte write is rejected (ENOSPC)"], failed
     assert "mode of /sys/kernel/debug/liar/a is 600, expected 644" in failed["a: mode 644"]
     assert any(d.startswith("read:") and "6" in d for d in failed["a: reads its initial value"])
+
+
+DRIVER_SPEC = """\
+[module]
+name = "drvliar"
+
+[[entry]]
+path = "threshold"
+type = "attribute"
+format = "0x%08llx\\n"
+
+[[entry]]
+path = "regs"
+type = "regset32"
+registers = [ { name = "CTRL", offset = 0x0 }, { name = "STATUS", offset = 0x8, value = 0x80000001 } ]
+
+[[entry]]
+path = "dev/latest"
+type = "symlink"
+target = "regs"
+"""
+
+
+def test_the_driver_kinds_checks_fail_on_a_wrong_answer(tmp_path):
+    """attribute, regset32 and symlink: the generated module passes; one that prints the
+    attribute in another format, holds another register value and links elsewhere fails
+    exactly those checks."""
+    series = require_6_1()
+    (tmp_path / "drv.toml").write_text(DRIVER_SPEC)
+    r = run_cli("new", "--spec", str(tmp_path / "drv.toml"), "-o", str(tmp_path / "drvliar"))
+    assert r.exit_code == 0, r.output
+    project = tmp_path / "drvliar"
+    code, doc, output = vm_test(project, series, tmp_path)
+    assert code == 0, output
+    source = project / "drvliar_debugfs.c"
+    text = source.read_text()
+    for old, new in (('"0x%08llx\\n"', '"%llu\\n"'), ("[2] = 0x80000001U", "[2] = 0x80000002U"), ('"../regs"', '"../threshold"')):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    source.write_text(text)
+    code, doc, output = vm_test(project, series, tmp_path)
+    assert code == 1, output
+    failed = {c["name"]: c["diagnostics"] for c in doc["runs"][0]["checks"] if c["status"] != "pass"}
+    assert sorted(failed) == ["dev/latest: a symlink to ../regs", "regs: a write is rejected even for root (read-only)",
+                              "regs: reads its initial value", "threshold: reads a number in its format"], failed
+    assert failed["dev/latest: a symlink to ../regs"] == ["it points at '../threshold'"]
+
+
+DEVICE_SPEC = """\
+[module]
+name = "devmod"
+
+[instance]
+struct = "mydev"
+demo = ["dev0", "dev1"]
+
+[[instance.entry]]
+path = "count"
+type = "u32"
+field = "count"
+value = 5
+
+[[instance.entry]]
+path = "on"
+type = "bool"
+field = "on"
+"""
+
+
+def test_each_demo_device_has_its_own_files_and_a_shared_value_is_caught(tmp_path):
+    """Per-device instances: both demo devices pass every check; a module whose devices
+    share one counter (what a driver gets wrong with a static) fails the check that a
+    write to one device leaves the other alone."""
+    series = require_6_1()
+    (tmp_path / "dev.toml").write_text(DEVICE_SPEC)
+    r = run_cli("new", "--spec", str(tmp_path / "dev.toml"), "-o", str(tmp_path / "devmod"))
+    assert r.exit_code == 0, r.output
+    project = tmp_path / "devmod"
+    code, doc, output = vm_test(project, series, tmp_path)
+    assert code == 0, output
+    names = [c["name"] for c in doc["runs"][0]["checks"]]
+    for n in ("dev0: directory exists", "dev1/count: reads its initial value", "count: a write to dev0 leaves dev1 alone",
+              "on: a write to dev0 leaves dev1 alone", "dev1/on: write 1, reads Y"):
+        assert n in names, n
+    source = project / "devmod_debugfs.c"
+    text = source.read_text()
+    assert "&dev->count" in text
+    text = text.replace("&dev->count", "&shared_count", 1).replace("/**\n * devmod_debugfs_add()", "static u32 shared_count = 5;\n\n/**\n * devmod_debugfs_add()", 1)
+    source.write_text(text)
+    code, doc, output = vm_test(project, series, tmp_path)
+    assert code == 1, output
+    failed = sorted(c["name"] for c in doc["runs"][0]["checks"] if c["status"] != "pass")
+    assert "count: a write to dev0 leaves dev1 alone" in failed and all("count" in n for n in failed), failed
 
 
 def test_all_kernels_runs_the_module_on_every_pair(tmp_path):

@@ -4,6 +4,7 @@ does not match the kernel, the initramfs or QEMU (or does not load)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -15,10 +16,10 @@ from dbgscaffold.runner.execute import RunOptions, machine_for
 from dbgscaffold.runner.model import Status
 from dbgscaffold.runner.project import run_tests
 from dbgscaffold.vm import images
-from dbgscaffold.vm.agent import PAYLOAD_SCRIPT, agent_initramfs, pack_payload
+from dbgscaffold.vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, agent_initramfs, pack_payload
 from dbgscaffold.vm.initramfs import FileSpec
 from dbgscaffold.vm.session import AgentVM
-from dbgscaffold.vm.snapshot import SnapshotStore
+from dbgscaffold.vm.snapshot import SnapshotStore, qemu_version, snapshot_key
 from test_vm_module import new_module, require_6_1, series  # noqa: F401 - series is a fixture
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ def null_deref_module(tmp_path: Path, name: str) -> Path:
     project = new_module(tmp_path, name)
     source = project / f"{name}_debugfs.c"
     head, tail = source.read_text().split("static ssize_t textbuf_write", 1)
-    tail = tail.replace("struct textbuf *tb = file->private_data;", "struct textbuf * volatile nullp = NULL;\n\tstruct textbuf *tb = nullp;", 1)
+    tail = tail.replace("struct dbgscaffold_textbuf *tb = file->private_data;", "struct dbgscaffold_textbuf * volatile nullp = NULL;\n\tstruct dbgscaffold_textbuf *tb = nullp;", 1)
     source.write_text(head + "static ssize_t textbuf_write" + tail)
     return project
 
@@ -67,7 +68,9 @@ def test_snapshot_runs_give_the_verdicts_of_fresh_boots_and_a_crash_costs_only_i
         assert qemu_processes(results_socket.split("path=")[1].split(",")[0]) == []
 
 
-ALIVE = FileSpec(PAYLOAD_SCRIPT, b"echo 'KTAP version 1' >&3\necho '1..1' >&3\necho \"ok 1 alive $(uname -r)\" >&3\n", 0o755)
+# Result lines carry the payload's token (agent.py): run.sh is sourced with it in $_dbgs_tag.
+ALIVE = FileSpec(PAYLOAD_SCRIPT, b"t=$_dbgs_tag\necho \"${t}KTAP version 1\" >&3\necho \"${t}1..1\" >&3\necho \"${t}ok 1 alive $(uname -r)\" >&3\n",
+                 0o755)
 
 
 def boot_and_run(machine, store: SnapshotStore):
@@ -115,6 +118,34 @@ def test_a_snapshot_that_does_not_match_kernel_initramfs_or_qemu_is_not_used(tmp
     damaged = boot_and_run(machine, store)
     assert damaged.kind == "fresh" and "did not load" in damaged.note and "saved a snapshot" in damaged.note, damaged.note
     assert boot_and_run(machine, store).kind == "snapshot"
+
+
+# Crashes the kernel once the agent empties the payload root for the next payload.
+TRIPWIRE = FileSpec(PAYLOAD_SCRIPT, b"(while [ -e /run/payload/run.sh ]; do :; done; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &\n",
+                    0o755)
+
+
+def test_a_restored_guest_that_dies_before_the_payload_begins_is_replaced_by_a_fresh_boot(tmp_path):
+    """Seen in CI on 6.12, rarely: a restored guest oopsed in interrupt context before the
+    payload arrived, and the module was charged with the crash. Here a snapshot is saved
+    with a guest process armed to crash the kernel as the next payload comes in."""
+    require_6_1()
+    machine = machine_for(images.pair_for("6.1"), "tcg").machine
+    store = SnapshotStore(tmp_path / "snapshots")
+    version = qemu_version(machine.qemu)
+    with AgentVM(machine, store, save_snapshot=False) as vm:
+        key = snapshot_key(vm.machine, version)
+        assert vm.start(timeout=60).kind == "fresh"
+        assert vm.run(pack_payload([TRIPWIRE]), timeout=30).done is not None
+        assert "saved a snapshot" in vm.save(key, version)
+    filler = FileSpec(f"{PAYLOAD_ROOT}/filler", os.urandom(1 << 20), 0o644)  # incompressible: the crash comes while it arrives
+    with AgentVM(machine, store) as vm:
+        restored = vm.start(timeout=60)
+        assert restored.kind == "snapshot", restored.note
+        run = vm.run(pack_payload([ALIVE, filler]), timeout=60)
+    assert run.done is not None and "ok 1 alive" in run.result.results, run.result.console[-2000:]
+    assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload began"), run.boot.note
+    assert store.find(key) is None, "the snapshot that broke is discarded"
 
 
 def test_test_takes_several_directories_and_streams_ktap(tmp_path):

@@ -36,6 +36,9 @@ mtime, or else the same sha256 (git's index trick: a warm load stats
 1,500 files instead of hashing 10 MB).  Not covered: host
 state the macros probe beyond the tools themselves (e.g. installing gcc
 plugin headers later); `use_cache=False` or clear_parsed_cache() then.
+Unpickling runs code, so an entry is read only when paths.trusted() says no
+other user could have written it (the cache is ours, 0700, nothing in the
+chain writable by others); otherwise the tree is parsed again.
 
 Not thread-safe: the parse sets os.environ for its duration.
 """
@@ -63,7 +66,7 @@ import kconfiglib
 
 from ..errors import EXIT_ENVIRONMENT, EnvironmentProblem, UserError
 from ..kernels import makefile_version_fields
-from ..paths import cache_dir
+from ..paths import cache_dir, trusted
 from .compat import COMPAT_VERSION, CompatKconfig
 
 SOURCE_DIRS = (Path("/usr/src"),)
@@ -522,7 +525,10 @@ def _loads(data: bytes):
 
 
 def _read_cached(entry: Path, root: Path):
-    """(kconf, blob) from a cache entry whose Kconfig files are unchanged, else None."""
+    """(kconf, blob) from a cache entry whose Kconfig files are unchanged, else None.
+    An entry another user could have written is not read: unpickling it would run their code."""
+    if not trusted(entry):
+        return None
     try:
         with open(entry, "rb") as f:
             header = pickle.load(f)

@@ -156,11 +156,15 @@ def _print_outcome(o, out) -> None:
 @click.option("--hidden", is_flag=True, hidden=True, help="Run the hidden checks too (instructors).")
 @_TIMEOUT
 @_CHECK_TIMEOUT
-def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, timeout: float, check_timeout: float) -> None:
+@click.option("--untrusted", is_flag=True, help="Not your code (a TA checking a student's): build a copy with the lab's "
+              "Kbuild in a sandbox (bubblewrap), as lab grade does.")
+def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, timeout: float, check_timeout: float,
+          untrusted: bool) -> None:
     """Build the lab project in DIRECTORY, run its checks in the VM and score each task.
 
     Exit: 0 every task passes, 1 a check failed, 3 build failed, 4 environment
-    missing, 5 timeout, 6 crash (with the source line and the TODO it is in).
+    missing (also bubblewrap for --untrusted), 5 timeout, 6 crash (with the
+    source line and the TODO it is in).
     """
     from rich.console import Console
 
@@ -173,12 +177,21 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
     out = Console(highlight=False, soft_wrap=True)
     codes = []
     try:
+        how = None
+        if untrusted:
+            from ..sandbox import require as require_sandbox
+            from ..untrusted_build import Untrusted
+
+            require_sandbox("lab check --untrusted")
         the_lab = find_lab(lab_of(directory))
+        if untrusted:
+            how = Untrusted(hide=(the_lab.root,))  # not even the lab's hidden checks
         pairs, reason = resolve(kernel, all_kernels)
         click.echo(reason, err=True)
         for pair in pairs:
             with out.status(f"{the_lab.id}: building and running on {pair.release}..."):
-                o = run_projects(the_lab, [(directory.name or ".", directory)], pair, hidden, jobs=1, timeout=timeout, check_timeout=check_timeout)[0]
+                o = run_projects(the_lab, [(directory.name or ".", directory)], pair, hidden, jobs=1, timeout=timeout,
+                                 check_timeout=check_timeout, untrusted=how)[0]
             _print_outcome(o, out)
             codes.append(o.score.exit_code)
     except UserError as exc:
@@ -276,14 +289,22 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
 @_CHECK_TIMEOUT
 @click.option("--shard", metavar="K/N", help="Grade only the K-th of N shards of the sorted submissions (for CI).")
 @click.option("--workflow", type=click.Path(path_type=Path, dir_okay=False),
-              help="Instead of grading: write a GitHub Actions workflow that shards the grading.")
+              help="Instead of grading: write a CI workflow that shards the grading (see --ci).")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]), default="github", show_default=True,
+              help="With --workflow: GitHub Actions (a matrix) or GitLab CI (parallel jobs).")
 @click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True, help="With --workflow: how many runners.")
 @click.option("--install", default="dbgscaffold", show_default=True, help="With --workflow: what the runners pip-install (e.g. git+https://host/you/dbgscaffold).")
-def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, shard, workflow, shards, install) -> None:
+@click.option("--no-sandbox", is_flag=True, help="Build the submissions without the sandbox (only if you trust every one; "
+              "for machines where bubblewrap cannot work). They are still built with the lab's own Kbuild.")
+def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, shard, workflow, ci, shards, install, no_sandbox) -> None:
     """Grade SUBMISSIONS (one directory or .tar/.tar.gz/.tgz per student) with the
     visible and hidden checks of --lab: a CSV per student and task, and a JSON
     with every check. A build failure is 0 points; a crash is charged to its
-    student only. Exit 0 when the reports are written."""
+    student only. Each submission is built from a copy with the lab's own Kbuild
+    inside a sandbox (bubblewrap: the host read-only, no network, no home or cache,
+    bounded CPU, processes and output); the results of its checks carry a token
+    the module cannot know. Exit 0 when the reports are written; 4 when the
+    sandbox cannot work here (unless --no-sandbox)."""
     from ..errors import UserError
     from .manifest import find_lab
 
@@ -292,10 +313,11 @@ def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, s
             raise click.UsageError("--lab LAB is required (see 'dbgscaffold lab list').")
         the_lab = find_lab(lab_id)
         if workflow is not None:
-            from .grade import workflow_yaml
+            from .grade import gitlab_ci_yaml, workflow_yaml
 
+            write = gitlab_ci_yaml if ci == "gitlab" else workflow_yaml
             workflow.parent.mkdir(parents=True, exist_ok=True)
-            workflow.write_text(workflow_yaml(the_lab.id, shards, str(submissions or "submissions"), kernel or "6.1", jobs, install), encoding="utf-8")
+            workflow.write_text(write(the_lab.id, shards, str(submissions or "submissions"), kernel or "6.1", jobs, install), encoding="utf-8")
             click.echo(f"Wrote {workflow}: {shards} shards of lab {the_lab.id}, then a merge job")
             return
         if submissions is None:
@@ -303,7 +325,7 @@ def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, s
         from .grading import grade_folder
 
         doc, seconds, count = grade_folder(the_lab, submissions, kernel, jobs, timeout, check_timeout, shard,
-                                           progress=lambda text: click.echo(text, err=True))
+                                           progress=lambda text: click.echo(text, err=True), sandboxed=not no_sandbox)
         from .grade import write_reports
 
         json_path = write_reports(doc, out_path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..runner.execute import RunOptions, RunRequest, run
 from ..runner.model import TestRun
+from ..untrusted_build import Untrusted
 from .manifest import Lab
 from .run import LabChecks, PlannedCheck, Score, lab_guest_files, lab_plan, locate_crash, score
 
@@ -30,9 +31,10 @@ class Outcome:
 def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool, jobs: int = 2, timeout: float = 60.0,
                  check_timeout: float | None = 10.0, snapshot: bool = True, accel: str = "auto",
                  keep_logs: Path | None = None, on_line: Callable[[int, str], None] | None = None,
-                 on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+                 on_done: Callable[[Outcome], None] | None = None, untrusted: Untrusted | None = None) -> list[Outcome]:
     """Build, run and score every (name, project) on `pair`, in the given order.
-    A build failure is that project's result (0 points, the compiler's first error)."""
+    A build failure is that project's result (0 points, the compiler's first error).
+    `untrusted`: how to build projects we do not trust (a copy with the lab's Kbuild, sandboxed)."""
     # A lab may need more time than the command's defaults (lab.toml [lab] timeout, check_timeout).
     timeout = max(timeout, lab.timeout or 0.0)
     if lab.check_timeout is not None:
@@ -40,7 +42,7 @@ def run_projects(lab: Lab, projects: list[tuple[str, Path]], pair, hidden: bool,
     checks: list[PlannedCheck] = lab_plan(lab, hidden)
     shared = lab_guest_files(lab, pair)  # e.g. staprun and its libraries: in the agent initramfs
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-lab-") as tmp:
-        lab_checks = LabChecks(lab, hidden, Path(tmp) / "kos")
+        lab_checks = LabChecks(lab, hidden, Path(tmp) / "kos", untrusted)
         (Path(tmp) / "kos").mkdir()
         requests = [RunRequest(name, Path(p), lab_checks) for name, p in projects]
         options = RunOptions(timeout, check_timeout, accel, jobs, snapshot, keep_logs, shared)

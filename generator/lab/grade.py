@@ -10,12 +10,15 @@ import csv
 import io
 import json
 import re
+import shlex
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EXIT_USAGE, UserError
+from ..paths import atomic_write
+from ..untrusted_build import MAX_SOURCE_BYTES
 from .manifest import Lab
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar")
@@ -83,18 +86,21 @@ def _safe_member(member: tarfile.TarInfo, dest: Path) -> str | None:
     return None
 
 
-def extract(archive: Path, dest: Path, limit: int = 20 * 1024 * 1024) -> Path:
+def extract(archive: Path, dest: Path, limit: int = MAX_SOURCE_BYTES) -> Path:
     """Extract a student's tarball safely (no absolute paths, no .., no links, no
     devices, at most `limit` bytes); returns the project directory inside it."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
+        if archive.stat().st_size > limit:  # before tarfile reads (and decompresses) any of it
+            raise UserError(f"{archive}: error: refused: {archive.stat().st_size >> 20} MiB; a submission may have at most "
+                            f"{limit >> 20} MiB. Fix: submit the sources only.")
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
             problems = [p for m in members if (p := _safe_member(m, dest))]
             if problems:
                 raise UserError(f"{archive}: error: refused: " + "; ".join(problems[:3]))
             if sum(m.size for m in members) > limit:
-                raise UserError(f"{archive}: error: more than {limit // 1024 // 1024} MiB once extracted")
+                raise UserError(f"{archive}: error: refused: more than {limit >> 20} MiB once extracted. Fix: submit the sources only.")
             for m in members:
                 target = dest / m.name
                 if m.isdir():
@@ -114,7 +120,7 @@ def extract(archive: Path, dest: Path, limit: int = 20 * 1024 * 1024) -> Path:
 def project_root(folder: Path) -> Path:
     """The folder with the sources: itself, or its only subdirectory (a tarball of a folder)."""
     folder = Path(folder)
-    if any(folder.glob("*.c")) or (folder / "Kbuild").is_file():
+    if any(folder.glob("*.c")) or any(folder.glob("*.stp")) or (folder / "Kbuild").is_file() or (folder / ".dbgscaffold-lab").is_file():
         return folder
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return project_root(subs[0]) if len(subs) == 1 else folder
@@ -145,6 +151,8 @@ def student_doc(outcome) -> dict:
         doc["build_errors"] = list(outcome.build_errors)
     # what the kernel's detectors found (a crash, KASAN, lockdep, a leak), by title
     doc["findings"] = list(outcome.run.findings)
+    if outcome.run.forged_count:  # fake results: worth nothing, but the grader should know someone tried
+        doc["forged_lines"] = {"count": outcome.run.forged_count, "lines": list(outcome.run.forged)}
     if outcome.run.crashes:
         c = outcome.run.crashes[0]
         doc["crash"] = {"title": c.title, "function": c.function, "module": c.module, "check": c.check, "excerpt": c.excerpt}
@@ -202,9 +210,9 @@ def write_reports(doc: dict, csv_path: Path) -> Path:
     """FILE.csv and FILE.json beside it; returns the JSON path."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    csv_path.write_text(csv_text(doc), encoding="utf-8")
+    atomic_write(csv_path, csv_text(doc).encode())
     json_path = csv_path.with_suffix(".json")
-    json_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    atomic_write(json_path, (json.dumps(doc, indent=2) + "\n").encode())
     return json_path
 
 
@@ -218,11 +226,40 @@ def read_report(path: Path) -> dict:
 # ---------------------------------------------------------------- CI (pure)
 
 
+GRADER = "/opt/dbgscaffold/bin/dbgscaffold"  # where the workflows install dbgscaffold
+MERGER = "/tmp/dbgscaffold/bin/dbgscaffold"
+
+
+def shard_command(lab_id: str, submissions: str, kernel: str, jobs: int, k: str, n: str) -> str:
+    """What runner K of N runs (the same in every CI variant; tests run exactly this)."""
+    return (f"{GRADER} lab grade {shlex.quote(submissions)} --lab {shlex.quote(lab_id)} --kernel {shlex.quote(kernel)} --jobs {jobs} "
+            f"--shard {k}/{n} --out shard-{k}.csv")
+
+
+def merge_command() -> str:
+    return f"{MERGER} lab merge shard-*.json --out grades.csv"
+
+
+# One command a line, no continuations: GitLab runs each `script:` item on its own.
+_INSTALL = """echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list
+apt-get update
+apt-get install -y --no-install-recommends {packages}
+apt-get install -y --no-install-recommends -t bookworm-backports linux-image-amd64 linux-headers-amd64
+python3 -m venv /opt/dbgscaffold
+/opt/dbgscaffold/bin/pip install {install}"""
+_PACKAGES = "python3-venv git build-essential qemu-system-x86 busybox-static bubblewrap linux-image-amd64 linux-headers-amd64 binutils zstd"
+
+
+def _indented(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
 def workflow_yaml(lab_id: str, shards: int, submissions: str = "submissions", kernel: str = "6.1", jobs: int = 2,
                   install: str = "dbgscaffold") -> str:
     """A GitHub Actions workflow: a matrix of runners grades one shard each, a last
     job merges their JSON reports into grades.csv and grades.json."""
     shard_list = ", ".join(str(i) for i in range(1, shards + 1))
+    k = "${{ matrix.shard }}"
     return f"""# Generated by dbgscaffold: grade lab {lab_id} across {shards} runners.
 # Runner K grades submissions K, K+{shards}, K+{2 * shards}, ... of the sorted list (--shard K/{shards}); the last job merges.
 name: grade {lab_id}
@@ -239,6 +276,7 @@ jobs:
     timeout-minutes: 60
     container:
       image: debian:bookworm
+      options: --privileged  # bubblewrap's namespaces for the sandboxed builds, and /dev/kvm where the runner has it
     strategy:
       fail-fast: false
       matrix:
@@ -247,21 +285,13 @@ jobs:
       - uses: actions/checkout@v4
       - name: Install the lab kernels, QEMU and dbgscaffold
         run: |
-          echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list
-          apt-get update
-          apt-get install -y --no-install-recommends python3-venv git build-essential qemu-system-x86 busybox-static \\
-            linux-image-amd64 linux-headers-amd64 binutils zstd
-          apt-get install -y --no-install-recommends -t bookworm-backports linux-image-amd64 linux-headers-amd64
-          python3 -m venv /opt/dbgscaffold
-          /opt/dbgscaffold/bin/pip install '{install}'
-      - name: Grade shard ${{{{ matrix.shard }}}}/{shards}
-        run: |
-          /opt/dbgscaffold/bin/dbgscaffold lab grade {submissions} --lab {lab_id} --kernel {kernel} \\
-            --jobs {jobs} --shard ${{{{ matrix.shard }}}}/{shards} --out shard-${{{{ matrix.shard }}}}.csv
+{_indented(_INSTALL.format(install=shlex.quote(install), packages=_PACKAGES), " " * 10)}
+      - name: Grade shard {k}/{shards}
+        run: {shard_command(lab_id, submissions, kernel, jobs, k, str(shards))}
       - uses: actions/upload-artifact@v4
         with:
-          name: shard-${{{{ matrix.shard }}}}
-          path: shard-${{{{ matrix.shard }}}}.*
+          name: shard-{k}
+          path: shard-{k}.*
 
   merge:
     needs: grade
@@ -274,10 +304,45 @@ jobs:
       - name: Merge the shards
         run: |
           python3 -m venv /tmp/dbgscaffold
-          /tmp/dbgscaffold/bin/pip install '{install}'
-          /tmp/dbgscaffold/bin/dbgscaffold lab merge shard-*.json --out grades.csv
+          /tmp/dbgscaffold/bin/pip install {shlex.quote(install)}
+          {merge_command()}
       - uses: actions/upload-artifact@v4
         with:
           name: grades
           path: grades.*
+"""
+
+
+def gitlab_ci_yaml(lab_id: str, shards: int, submissions: str = "submissions", kernel: str = "6.1", jobs: int = 2,
+                   install: str = "dbgscaffold") -> str:
+    """The same for GitLab CI: `parallel: N` grade jobs (CI_NODE_INDEX of CI_NODE_TOTAL), then a merge job."""
+    return f"""# Generated by dbgscaffold: grade lab {lab_id} across {shards} runners (GitLab CI).
+# Job K of the parallel grade jobs grades submissions K, K+{shards}, ... of the sorted list; the merge job merges.
+stages: [grade, merge]
+
+grade:
+  stage: grade
+  image: debian:bookworm
+  parallel: {shards}
+  timeout: 60m
+  rules:
+    - changes: ["{submissions}/**/*"]
+    - when: manual
+  script:
+{_indented(_INSTALL.format(install=shlex.quote(install), packages=_PACKAGES), "    - ")}
+    - {shard_command(lab_id, submissions, kernel, jobs, "$CI_NODE_INDEX", "$CI_NODE_TOTAL")}
+  artifacts:
+    paths: [shard-*.csv, shard-*.json]
+
+merge:
+  stage: merge
+  image: debian:bookworm
+  needs: [grade]
+  script:
+    - apt-get update && apt-get install -y --no-install-recommends python3-venv git
+    - python3 -m venv /tmp/dbgscaffold
+    - /tmp/dbgscaffold/bin/pip install {shlex.quote(install)}
+    - {merge_command()}
+  artifacts:
+    paths: [grades.csv, grades.json]
 """

@@ -11,12 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
+from ..sandbox import require as require_sandbox
+from ..untrusted_build import Untrusted
 from .manifest import Lab
 
 
 def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout: float, check_timeout: float,
-                 shard_spec: str | None = None, progress: Callable[[str], None] | None = None) -> tuple[dict, float, int]:
-    """Grade every submission in `folder` (or one shard of them); returns (report, seconds, count)."""
+                 shard_spec: str | None = None, progress: Callable[[str], None] | None = None,
+                 sandboxed: bool = True) -> tuple[dict, float, int]:
+    """Grade every submission in `folder` (or one shard of them); returns (report, seconds, count).
+    Each is built from a copy with the lab's own Kbuild, in the sandbox unless `sandboxed` is
+    False (the instructor's --no-sandbox); without a working sandbox, SandboxUnavailable (exit 4)."""
     from ..runner.execute import failure_of_error
     from ..runner.kernels import resolve
     from ..runner.model import TestRun
@@ -25,6 +30,8 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
     from .run import lab_plan, score
 
     subs = shard(find_submissions(folder), shard_spec)
+    if sandboxed:
+        require_sandbox("lab grade")
     pair = resolve(kernel)[0][0]
     if progress:
         progress(f"grading {len(subs)} submissions of lab {lab.id} on {pair.release} with {jobs} VMs")
@@ -53,7 +60,9 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
                     done.add(i)
                     progress(f"  {len(done)}/{len(projects)} run: {projects[i][0]}")
 
+            # no submission sees the others' work or the lab's hidden checks (also where installed under /usr)
+            untrusted = Untrusted(sandboxed, hide=(Path(folder).resolve(), lab.root))
             for o in run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout, check_timeout=check_timeout,
-                                  on_line=on_line):
+                                  on_line=on_line, untrusted=untrusted):
                 docs.append(student_doc(o))
     return report_doc(lab, docs), time.monotonic() - t0, len(subs)

@@ -12,7 +12,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import EXIT_OK, UserError
@@ -21,6 +21,7 @@ from ..runner import checks as checks_mod
 from ..runner.build import BuildFailed, Built, BuiltModule, build_modules
 from ..runner.execute import Prepared
 from ..runner.model import BuildFailure, CheckResult, Status, TestRun
+from ..untrusted_build import Untrusted
 from ..vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
 from ..vm.initramfs import FileSpec
 from .manifest import CHECK_LIB, Lab
@@ -126,16 +127,24 @@ def source_digest(project: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def build_lab_module(lab: Lab, project: Path, pair, workdir: Path, cache: Path | None = None) -> Built:
+def lab_kbuild(lab: Lab) -> str:
+    """The lab's own Kbuild: what builds a submission we do not trust, not the submission's."""
+    return (lab.solution / "Kbuild").read_text(encoding="utf-8")
+
+
+def build_lab_module(lab: Lab, project: Path, pair, workdir: Path, cache: Path | None = None,
+                     untrusted: Untrusted | None = None) -> Built:
     """kbuild the student's project: exactly the lab's module (BuildFailed otherwise).
-    With `cache` (a directory), identical sources are built once (keyed by their bytes)."""
+    With `cache` (a directory), identical sources are built once (keyed by their bytes).
+    With `untrusted`: a copy with the lab's Kbuild, in the sandbox unless --no-sandbox."""
     key = cache / f"{source_digest(project)}-{pair.release}" if cache is not None else None
     if key is not None and (key / "done").is_file():
         workdir.mkdir(parents=True, exist_ok=True)
         ko = workdir / f"{lab.module}.ko"
         shutil.copy2(key / ko.name, ko)
         return Built((BuiltModule(lab.module, ko, key / "debug" / ko.name, ()),), 0.0, BuildResult(0, "cached", 0.0))
-    built = build_modules(project, pair.build_dir, pair.release, workdir)
+    how = replace(untrusted, kbuild=lab_kbuild(lab)) if untrusted is not None else None
+    built = build_modules(project, pair.build_dir, pair.release, workdir, untrusted=how)
     made = built.module(lab.module)
     if made is None or len(built.modules) != 1:
         names = ", ".join(f"{m.name}.ko" for m in built.modules)
@@ -162,6 +171,7 @@ class LabChecks:
     lab: Lab
     hidden: bool
     cache: Path | None = None  # identical sources are built once
+    untrusted: Untrusted | None = None  # how to build code we do not trust (lab grade, --untrusted)
 
     def prepare(self, project: Path, pair, workdir: Path, check_timeout: float | None) -> Prepared:
         lab = self.lab
@@ -170,9 +180,9 @@ class LabChecks:
             if not hasattr(helper, "prepare"):
                 raise UserError(f"{lab.root / 'lab.toml'}: error: lab {lab.id!r} is of kind {lab.kind!r}, but dbgscaffold.lab.{lab.kind} "
                                 "has no prepare(lab, project, pair, workdir, hidden, check_timeout) yet. Fix: finish that helper (docs/labs-format.md).")
-            return helper.prepare(lab, project, pair, workdir, self.hidden, check_timeout)
+            return helper.prepare(lab, project, pair, workdir, self.hidden, check_timeout, untrusted=self.untrusted)
         t0 = time.monotonic()
-        built = build_lab_module(lab, Path(project), pair, workdir, self.cache)
+        built = build_lab_module(lab, Path(project), pair, workdir, self.cache, self.untrusted)
         build_seconds = time.monotonic() - t0
         t0 = time.monotonic()
         checks = plan(lab, self.hidden)

@@ -41,6 +41,7 @@ lab_payload_files(), prepare().
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -55,8 +56,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import sandbox
 from ..errors import EXIT_BUILD, EnvironmentProblem, UserError
 from ..paths import cache_dir
+from ..untrusted_build import Untrusted, unpack
 from ..vm.initramfs import FileSpec
 
 STAP_PACKAGE = "systemtap"  # stap, the translator
@@ -345,9 +348,11 @@ def build_tree(release: str, names: Sequence[str], cache: Path | None = None, ro
     key = hashlib.sha256(f"{build}\0{text}".encode()).hexdigest()[:16]
     target = (cache or cache_dir()) / "systemtap" / f"tree-{release}-{key}"
     if (target / "System.map").is_file():
+        target.chmod(0o755)  # older trees were 0700: the sandbox's nobody could not read them
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    tmp.chmod(0o755)  # symlinks to the headers: nothing secret, and stap in the sandbox reads it as nobody
     try:
         for entry in sorted(os.listdir(build)):
             if entry != "System.map":
@@ -373,8 +378,10 @@ class Compiled:
 
 
 def compile_module(script: str | Path, release: str, module_name: str, workdir: Path, timeout: float = COMPILE_TIMEOUT,
-                   extra_args: Sequence[str] = (), root: Path = MODULES_ROOT) -> Compiled:
-    """compile_script() with its timing, stap's warnings and the runtime used."""
+                   extra_args: Sequence[str] = (), root: Path = MODULES_ROOT, untrusted: Untrusted | None = None) -> Compiled:
+    """compile_script() with its timing, stap's warnings and the runtime used. `untrusted`
+    (sandboxed): stap translates and builds a copy of the script inside the sandbox,
+    without stap's cache (slower), and only the .ko comes out."""
     if not _MODULE_NAME.match(module_name):
         raise UserError(f"error: {module_name!r} is not a SystemTap module name (letters, digits and _, at most 55, not starting with a digit).")
     stap = find_stap()
@@ -386,6 +393,9 @@ def compile_module(script: str | Path, release: str, module_name: str, workdir: 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if isinstance(script, Path):
+        if untrusted is not None and (script.is_symlink() or not script.is_file()):
+            # as root we would read (and stap quote) whatever it points at
+            raise StapFailed(f"{script}: error: not a regular file (a symlink?); refused. Fix: submit the script itself.")
         script_path = script.resolve()
         shown = str(script)
     else:
@@ -407,17 +417,40 @@ def compile_module(script: str | Path, release: str, module_name: str, workdir: 
         argv += ["-B", "KCFLAGS=" + " ".join(data.kcflags)]
     argv += [*extra_args, str(script_path)]
     t0 = time.monotonic()
-    try:
-        r = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired:
-        raise StapFailed(f"{shown}: error: stap did not finish within {timeout:.0f} s for {release}.") from None
-    seconds = time.monotonic() - t0
-    output = r.stdout + r.stderr
     ko = workdir / f"{module_name}.ko"
-    if r.returncode != 0 or not ko.is_file():
+    if untrusted is not None and untrusted.sandboxed:
+        returncode, output = _sandboxed_stap(argv, script_path, Path(target), runtime, ko, timeout, untrusted)
+    else:
+        try:
+            r = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=timeout, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            raise StapFailed(f"{shown}: error: stap did not finish within {timeout:.0f} s for {release}.") from None
+        returncode, output = r.returncode, r.stdout + r.stderr
+    seconds = time.monotonic() - t0
+    if returncode != 0 or not ko.is_file():
         lines = stap_errors(output)
-        raise StapFailed(f"{shown}: error: stap failed for {release} (exit {r.returncode}):\n" + "\n".join(f"  {x}" for x in lines), output)
+        raise StapFailed(f"{shown}: error: stap failed for {release} (exit {returncode}):\n" + "\n".join(f"  {x}" for x in lines), output)
     return Compiled(ko, seconds, output, runtime, features)
+
+
+def _sandboxed_stap(argv: list[str], script: Path, target: Path, runtime: Path, ko: Path, timeout: float,
+                    how: Untrusted) -> tuple[int | None, str]:
+    """stap in the sandbox on a copy of `script`; the .ko comes back on the result pipe into `ko`.
+    (exit status or None when stopped, stap's output with the copy's path put back)."""
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-stap-") as tmp:
+        staged = Path(tmp) / "in"
+        staged.mkdir(mode=0o755)
+        copy = staged / script.name
+        copy.write_bytes(script.read_bytes())
+        copy.chmod(0o644)
+        inside = f"{sandbox.INPUTS}/stp/{script.name}"
+        command = " ".join(shlex.quote(a) for a in [*argv[:-1], inside])
+        limits = dataclasses.replace(how.limits, wall_seconds=min(how.limits.wall_seconds, timeout))
+        ran = sandbox.run(["sh", "-c", f"{command} 3>&-; rc=$?; [ -f {shlex.quote(ko.name)} ] && tar -cf - {shlex.quote(ko.name)} >&3; exit $rc"],
+                          [sandbox.Input(staged, f"{sandbox.INPUTS}/stp"), *sandbox.shown([target, runtime], how.hide)], limits, how.hide)
+    output = ran.output.replace(inside, str(script)) + (f"\nerror: stopped stap in the sandbox: {ran.stopped}" if ran.stopped else "")
+    unpack(ran.result, ko.parent, lambda name: str(name) == ko.name)  # none: the caller says stap failed
+    return ran.returncode, output
 
 
 def compile_script(script: str | Path, release: str, module_name: str, workdir: Path, timeout: float = COMPILE_TIMEOUT) -> Path:
@@ -480,7 +513,8 @@ def payload_script(checks: Sequence[tuple[str, str]], series: str, check_timeout
     )
 
 
-def compile_scripts(scripts: Sequence[Path], release: str, workdir: Path) -> tuple[list[Path], dict[str, str], float]:
+def compile_scripts(scripts: Sequence[Path], release: str, workdir: Path,
+                    untrusted: Untrusted | None = None) -> tuple[list[Path], dict[str, str], float]:
     """Compile each script into workdir/NAME.ko (NAME = its stem). Returns the
     modules, stap's message for each script that failed (by name) and the
     seconds spent. Raises StapFailed when none builds, EnvironmentProblem
@@ -489,7 +523,7 @@ def compile_scripts(scripts: Sequence[Path], release: str, workdir: Path) -> tup
     for script in scripts:
         t0 = time.monotonic()
         try:
-            kos.append(compile_module(Path(script), release, Path(script).stem, workdir).ko)
+            kos.append(compile_module(Path(script), release, Path(script).stem, workdir, untrusted=untrusted).ko)
         except StapFailed as exc:
             errors[Path(script).stem] = str(exc)
         seconds += time.monotonic() - t0
@@ -544,11 +578,13 @@ def plan(lab, hidden: bool) -> list:
     return out
 
 
-def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout: float | None = None):
+def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout: float | None = None,
+            untrusted: Untrusted | None = None):
     """runner.Prepared for one project of a `kind = "systemtap"` lab: its
     scripts compiled for `pair`, the lab's checks, staprun. A script that does
     not build fails the checks that run it (with stap's message); none
-    building is a build failure (StapFailed, exit 3).
+    building is a build failure (StapFailed, exit 3). `untrusted`: stap runs in
+    the sandbox (lab grade, --untrusted).
 
     The payload holds the modules, the checks and run.sh (~100-200 KB); staprun
     and its ~3.3 MB of libraries are guest_files(), in the agent's initramfs."""
@@ -559,7 +595,7 @@ def prepare(lab, project: Path, pair, workdir: Path, hidden: bool, check_timeout
     scripts = [project / name for name in lab_scripts(lab)]
     missing = [p.name for p in scripts if not p.is_file()]
     present = [p for p in scripts if p.is_file()]
-    kos, errors, build_seconds = compile_scripts(present, pair.release, Path(workdir) / "stap")
+    kos, errors, build_seconds = compile_scripts(present, pair.release, Path(workdir) / "stap", untrusted)
     for name in missing:
         errors[Path(name).stem] = f"{project / name}: error: no such file"
     t0 = time.monotonic()

@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import elf
-from ..errors import EXIT_USAGE, UserError
-from ..kbuild import BuildResult, incremental_build, kernel_name_clashes, module_makefile, source_files
+from ..errors import EXIT_ENVIRONMENT, EXIT_USAGE, UserError
+from ..kbuild import BuildResult, incremental_build, kernel_name_clashes, missing_tool, module_makefile, source_files
+from ..untrusted_build import Untrusted
+from ..untrusted_build import build as untrusted_build
 from .model import BuildFailure
+
+MAX_MODULE_BYTES = 16 << 20  # a stripped .ko bigger than this is not a module we send to the guest
 
 
 class BuildFailed(UserError):
@@ -90,7 +94,13 @@ def load_order(modules: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
 
 def failure_of(release: str, result: BuildResult, project: Path) -> BuildFailure:
     """The BuildFailure of a failed kbuild run: its errors (else every message, else
-    the tail of make's output) and the notes of kernel_name_clashes()."""
+    the tail of make's output) and the notes of kernel_name_clashes(); a program kbuild
+    ran that is not installed (the compiler, bc, pahole...) is exit 4 with the package."""
+    tool = missing_tool(result.output)
+    if tool is not None:
+        message = (f"error: kbuild runs '{tool[0]}' for {release}, and it is not installed. "
+                   f"Fix: apt-get install {tool[1]}.")
+        return BuildFailure(release, Path(project), message, lines=(message,), exit_code=EXIT_ENVIRONMENT)
     compiler = [d for d in result.errors if d.tool in ("gcc", "sparse")]
     shown = compiler or result.errors or result.diagnostics
     lines = [str(d) for d in shown] or result.output.strip().splitlines()[-20:] or ["make failed without a message"]
@@ -125,19 +135,23 @@ def _modules_order(tree: Path) -> list[str]:
     return [Path(x).stem for x in lines]
 
 
-def _strip(src: Path, dst: Path) -> None:
-    if shutil.which("strip"):
-        subprocess.run(["strip", "--strip-debug", "-o", str(dst), str(src)], check=True, capture_output=True, timeout=60)
-    else:
-        shutil.copy2(src, dst)
+def _strip(src: Path, dst: Path) -> str:
+    """Copy src to dst without its debug info; '' or strip's complaint (then it is no object file)."""
+    if not shutil.which("strip"):
+        shutil.copy2(src, dst)  # only bigger: the unstripped module goes to the guest
+        return ""
+    proc = subprocess.run(["strip", "--strip-debug", "-o", str(dst), str(src)], capture_output=True, text=True, timeout=60, check=False)
+    return "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or [f"strip failed ({proc.returncode})"])[-1]
 
 
-def build_modules(project: Path, kdir: Path, release: str, out_dir: Path, wanted: Sequence[str] = ()) -> Built:
+def build_modules(project: Path, kdir: Path, release: str, out_dir: Path, wanted: Sequence[str] = (),
+                  untrusted: Untrusted | None = None) -> Built:
     """kbuild `project` against `kdir`; every module it makes (or only `wanted`, in
     that order) stripped into out_dir and unstripped into out_dir/debug.
+    `untrusted`: build a clean copy in the sandbox (untrusted_build), not in the cache.
     Raises BuildFailed: exit 3 with the compiler's messages naming the user's files,
-    exit 2 when the directory is no module project or `wanted` names a module the
-    build does not make."""
+    exit 2 when the directory is no module project, `wanted` names a module the
+    build does not make, or a stripped module is over MAX_MODULE_BYTES."""
     project = Path(project).resolve()
     try:
         module_makefile(project)
@@ -147,7 +161,9 @@ def build_modules(project: Path, kdir: Path, release: str, out_dir: Path, wanted
         raise BuildFailed(usage_failure(release, project, str(exc))) from None
     out_dir = Path(out_dir)
     (out_dir / "debug").mkdir(parents=True, exist_ok=True)
-    with incremental_build(project, kdir, dwarf_args(kdir)) as (tree, result):
+    building = (incremental_build(project, kdir, dwarf_args(kdir)) if untrusted is None
+                else untrusted_build(project, kdir, dwarf_args(kdir), untrusted))
+    with building as (tree, result):
         kos = {p.stem: p for p in sorted(tree.rglob("*.ko"))}
         if not result.ok or not kos:
             raise BuildFailed(failure_of(release, result, project))
@@ -161,7 +177,15 @@ def build_modules(project: Path, kdir: Path, release: str, out_dir: Path, wanted
             name = (info.get("name") or [stem.replace("-", "_")])[0]
             depends = tuple(d for d in ",".join(info.get("depends", [])).split(",") if d)
             stripped = out_dir / f"{stem}.ko"
-            _strip(debug, stripped)
+            complaint = _strip(debug, stripped)
+            if complaint:
+                raise BuildFailed(usage_failure(release, project, (
+                    f"{project}: error: the build made {stem}.ko, which is no kernel module ({complaint}). "
+                    "Fix: let kbuild make the .ko (obj-m in Kbuild), not a rule of your own.")))
+            if stripped.stat().st_size > MAX_MODULE_BYTES:
+                raise BuildFailed(usage_failure(release, project, (
+                    f"{project}: error: {stem}.ko is {stripped.stat().st_size >> 20} MiB stripped; refused (the limit is "
+                    f"{MAX_MODULE_BYTES >> 20} MiB). Fix: do not embed large data in the module.")))
             found[name] = BuiltModule(name, stripped, debug, depends)
     if wanted:
         missing = [w for w in wanted if w not in found]

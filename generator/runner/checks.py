@@ -30,126 +30,17 @@ user_checks() (reads the project's tests/), guest_files() (reads the templates).
 from __future__ import annotations
 
 import math
-import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..debugfs_types import Kind, Writes
-from ..spec import Entry, Spec
+from ..spec_model import Check, Entry, Spec, printf_format, quoted
 from ..vm.initramfs import DEBUGFS, FileSpec
+
+__all__ = ["Check", "printf_format"]  # the vocabulary of checks, for the labs' own
 
 GUEST_LIB = "/checks/ktap.sh"
 GUEST_DISCOVER = "/checks/discover"
 LOAD_CYCLES = 3
-_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:/=+-")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One top-level KTAP result: its description and the shell body that decides it
-    (exit 0 pass, 4 skip, anything else fail; diagnostics through `diag`)."""
-
-    name: str
-    body: str
-    user_script: str = ""  # guest path of a user's tests/*.sh (body unused then)
-
-
-def printf_format(data: bytes) -> str:
-    """A single-quoted printf FORMAT producing exactly `data` (octal escapes for
-    everything outside a small safe set: quotes, %, backslash, controls, non-ASCII)."""
-    out = []
-    for b in data:
-        out.append(chr(b) if b in _SAFE else f"\\{b:03o}")
-    return "'" + "".join(out) + "'"
-
-
-def _reads(e: Entry, version: tuple[int, ...]) -> bytes | None:
-    """What read(2) of the entry returns right after load, or None when we can't know."""
-    t = e.type
-    if t.kind is Kind.INTEGER:
-        return t.read_format.format(int(e.value or 0)).encode()
-    if t.kind is Kind.BOOL:
-        return t.read_format.format("Y" if e.value else "N").encode()
-    if t.kind in (Kind.BLOB, Kind.STRING):
-        return bytes(e.value or b"")
-    if t.kind is Kind.U32_ARRAY:
-        values = list(e.value or ()) + [0] * ((e.length or 0) - len(e.value or ()))
-        return (" ".join(str(v) for v in values) + "\n").encode()
-    return None
-
-
-def writable(e: Entry, version: tuple[int, ...]) -> bool:
-    """Does the kernel let a write through (for root) on this kernel version?"""
-    if e.mode is None or not e.mode & 0o222:
-        return False
-    if e.type.writes is Writes.NO:
-        return False
-    if e.type.writes is Writes.SINCE_6_8:
-        return bool(version) and version >= (6, 8)
-    return True
-
-
-def shown_mode(e: Entry, version: tuple[int, ...]) -> str:
-    """`stat -c %a` of the file: before 6.8 debugfs masks a blob read-only."""
-    mode = e.mode & 0o7777
-    if e.type.writes is Writes.SINCE_6_8 and not writable(e, version):
-        mode &= ~0o222
-    return f"{mode:o}"
-
-
-def _q(path: str) -> str:
-    return shlex.quote(path)
-
-
-def _entry_checks(root: str, e: Entry, version: tuple[int, ...]) -> list[Check]:
-    path = f"{DEBUGFS}/{root}/{e.path}"
-    p = _q(path)
-    kind = e.type.kind
-    if kind is Kind.DIR:
-        return [Check(f"{e.path}: directory exists", f"[ -d {p} ] || {{ diag 'no directory {path}'; exit 1; }}")]
-    out = [
-        Check(f"{e.path}: exists", f"[ -f {p} ] || {{ diag 'no file {path}'; exit 1; }}"),
-        Check(f"{e.path}: mode {shown_mode(e, version)}", f"mode_is {p} {shown_mode(e, version)}"),
-    ]
-    initial = _reads(e, version)
-    if initial is not None and e.mode & 0o444:
-        out.append(Check(f"{e.path}: reads its initial value", f"same {p} {printf_format(initial)}"))
-    fmt = e.type.read_format
-    if kind is Kind.INTEGER and writable(e, version):
-        lo, hi = e.type.minimum, e.type.maximum
-        lo = 0 if lo is not None and lo <= 0 <= hi else lo
-        for v in (lo, hi):
-            shown = printf_format(fmt.format(v).encode())
-            out.append(Check(f"{e.path}: write {v}, read it back", f"put_ok {p} '{v}\\n' && same {p} {shown}"))
-        back = printf_format(fmt.format(hi).encode())
-        out.append(Check(f"{e.path}: a garbage write is rejected", f"put_fails {p} 'zz\\n' && same {p} {back}"))
-    elif kind is Kind.BOOL and writable(e, version):
-        out.append(Check(f"{e.path}: write 1, reads Y", f"put_ok {p} '1\\n' && same {p} 'Y\\n'"))
-        out.append(Check(f"{e.path}: write 0, reads N", f"put_ok {p} '0\\n' && same {p} 'N\\n'"))
-        # debugfs_write_file_bool() returns the full count even when kstrtobool() refuses.
-        out.append(Check(f"{e.path}: a garbage write changes nothing", f"put {p} 'maybe\\n'; same {p} 'N\\n'"))
-    elif kind is Kind.STRING and e.mode & 0o222 and e.size:
-        room = e.size - 1
-        new = (b"dbgscaffold check\n" * (room // 18 + 1))[:room]
-        new = new[:-1] + b"\n" if len(new) > 1 else new
-        nf = printf_format(new)
-        out.append(Check(f"{e.path}: replace ({len(new)} bytes), exact read-back", f"put_ok {p} {nf} && same {p} {nf}"))
-        too_long = printf_format(b"x" * e.size)
-        out.append(Check(f"{e.path}: a {e.size}-byte write is rejected (ENOSPC)", f"put_fails {p} {too_long} 'No space left' && same {p} {nf}"))
-        out.append(Check(f"{e.path}: an empty write changes nothing", f"put_ok {p} {nf} && : > {p} && same {p} {nf}"))
-    elif kind is Kind.BLOB and writable(e, version):
-        data = bytes(e.value or b"")
-        if data:
-            out.append(Check(f"{e.path}: writing its own bytes back works", f"put_ok {p} {printf_format(data)} && same {p} {printf_format(data)}"))
-    if kind is Kind.BLOB and e.type.writes is Writes.SINCE_6_8 and not writable(e, version) and version >= (6, 8):
-        # From 6.8 a blob always gets the read-write file operations and only its mode
-        # bits stop a write: root (CAP_DAC_OVERRIDE) writes a 0444 blob. Say so, skip.
-        out.append(Check(f"{e.path}: write rejection not checked", "diag 'from 6.8 a blob has a write handler whatever its mode; root writes it'; exit 4"))
-    elif kind in (Kind.INTEGER, Kind.BOOL, Kind.BLOB, Kind.U32_ARRAY) and not writable(e, version):
-        why = "before 6.8 a blob is read-only" if kind is Kind.BLOB and e.mode & 0o222 else "read-only"
-        back = f" && same {p} {printf_format(initial)}" if initial is not None and e.mode & 0o444 else ""
-        out.append(Check(f"{e.path}: a write is rejected even for root ({why})", f"put_fails {p} '1\\n'{back}"))
-    return out
 
 
 # --stress: the random and oversized writes (a fixed handful per writable file) come
@@ -160,62 +51,29 @@ STRESS_MIN_CONCURRENT = 1.0
 STRESS_SIZES = (0, 1, 4096, 65536)  # with the file's own size - 1, size and size + 1
 
 
-def _stress_values(e: Entry) -> tuple[list[bytes], bool]:
-    """What a concurrent writer writes to the entry, and whether each write must succeed."""
-    kind = e.type.kind
-    if kind is Kind.INTEGER:
-        lo, hi = e.type.minimum, e.type.maximum
-        lo = 0 if lo is not None and lo <= 0 <= hi else lo
-        return [f"{v}\n".encode() for v in (lo, hi, (lo + hi) // 2)], True
-    if kind is Kind.BOOL:
-        return [b"1\n", b"0\n", b"Y\n", b"n\n"], True
-    if kind is Kind.STRING and e.size:
-        full = (b"stress " * e.size)[: e.size - 2] + b"\n"
-        return [b"s\n", full], True
-    if kind is Kind.BLOB:
-        return [bytes(e.value or b"")], True
-    if kind is Kind.CUSTOM:  # the user's handlers decide what they accept
-        return [bytes(e.value or b"") or b"1\n", b"1\n"], False
-    return [], False
-
-
-def _nominal_size(e: Entry) -> int:
-    """The length the entry holds, for writes just below, at and above it."""
-    kind = e.type.kind
-    if kind is Kind.STRING and e.size:
-        return e.size
-    if kind is Kind.CUSTOM:  # the buffer the generated user/ file starts with
-        return max(64, len(e.value or b"") + 1)
-    if kind in (Kind.BLOB, Kind.STRING):
-        return max(1, len(e.value or b""))
-    if kind is Kind.BOOL:
-        return 2
-    return len(str(e.type.maximum)) + 1 if e.type.maximum is not None else 21
-
-
 def stress_checks(spec: Spec, version: tuple[int, ...], seconds: float) -> list[Check]:
     """Random and oversized writes to each writable file, concurrent readers and writers
     for what is left of `seconds`, then every readable file must still read."""
     root = spec.module.root
-    files = [e for e in spec.files if e.mode]
-    readable = [e for e in files if e.mode & 0o444]
-    writers = [e for e in files if writable(e, version) and _stress_values(e)[0]]
+    files = [e for e in checked_files(spec) if e.mode]
+    readable = [e for e in files if e.readable]
+    writers = [e for e in files if e.kind.writable(e, version) and e.kind.stress_values(e)[0]]
     if not readable and not writers:
         return []
-    path = {e.path: _q(f"{DEBUGFS}/{root}/{e.path}") for e in files}
+    path = {e.path: quoted(f"{DEBUGFS}/{root}/{e.path}") for e in files}
     out = []
     for e in files:
-        if not e.mode & 0o222 or e.type.kind in (Kind.U32_ARRAY, Kind.SEQ):
+        size = e.kind.nominal_size(e)
+        if not e.writable_mode or size is None:
             continue  # nothing a write could reach
-        size = _nominal_size(e)
         sizes = sorted(set(STRESS_SIZES) | {size - 1, size, size + 1})
-        back = f" && still_reads {path[e.path]}" if e.mode & 0o444 else ""
+        back = f" && still_reads {path[e.path]}" if e.readable else ""
         out.append(Check(f"stress: {e.path}: random and oversized writes", f"stress_random {path[e.path]} {' '.join(map(str, sizes))}{back}"))
     loops = []
     for e in readable:  # two readers where a writer races them
         loops += [f"stress_bg reader {path[e.path]}"] * (2 if e in writers else 1)
     for e in writers:
-        values, strict = _stress_values(e)
+        values, strict = e.kind.stress_values(e)
         loops.append(f"stress_bg writer {path[e.path]} {int(strict)} " + " ".join(printf_format(v) for v in values))
     budget = max(STRESS_MIN_CONCURRENT, seconds - STRESS_RESERVE)
     start = f"stress_start {int(budget * 100)} {int(STRESS_MIN_CONCURRENT * 100)}"
@@ -225,6 +83,45 @@ def stress_checks(spec: Spec, version: tuple[int, ...], seconds: float) -> list[
         out.append(Check("stress: every file still reads", "still_reads " + " ".join(path[e.path] for e in readable)))
     # The budget counts from the first stress check.
     out[0] = Check(out[0].name, "stress_clock; " + out[0].body)
+    return out
+
+
+def directory_check(root: str, path: str) -> Check:
+    """`path` (below the guest directory `root`) is a directory."""
+    return Check(f"{path}: directory exists", f"[ -d {quoted(f'{root}/{path}')} ] || {{ diag 'no directory {root}/{path}'; exit 1; }}")
+
+
+def device_entries(spec: Spec) -> list[Entry]:
+    """Each demo device's files, as entries whose paths start with the device's name."""
+    inst = spec.instance
+    return [replace(e, path=f"{dev}/{e.path}") for dev in inst.demo for e in inst.files] if inst is not None else []
+
+
+def checked_files(spec: Spec) -> list[Entry]:
+    """Every file the VM sees: the module's and each demo device's."""
+    return [*spec.files, *device_entries(spec)]
+
+
+def instance_checks(spec: Spec, version: tuple[int, ...]) -> list[Check]:
+    """Each demo device: its directories, that a write to one leaves the others alone,
+    then every file's own checks."""
+    inst, root = spec.instance, f"{DEBUGFS}/{spec.module.root}"
+    assert inst is not None
+    out = []
+    for dev in inst.demo:
+        for d in ("", *inst.directories):
+            where = f"{dev}/{d}".rstrip("/")
+            out.append(directory_check(root, where))
+    for e in inst.files if len(inst.demo) > 1 else ():
+        writes, initial = e.kind.changing_write(e), e.kind.reads(e, version)
+        if writes is None or initial is None or not e.kind.writable(e, version) or not e.readable:
+            continue
+        first, *others = (quoted(f"{root}/{dev}/{e.path}") for dev in inst.demo)
+        body = " && ".join([f"put_ok {first} {printf_format(writes[0])}", *(f"same {p} {printf_format(initial)}" for p in others),
+                            f"put_ok {first} {printf_format(writes[1])}"])
+        out.append(Check(f"{e.path}: a write to {inst.demo[0]} leaves {', '.join(inst.demo[1:])} alone", body))
+    for e in device_entries(spec):
+        out += e.kind.checks(e, f"{root}/{e.path}", version)
     return out
 
 
@@ -240,11 +137,11 @@ class GuestModule:
         """Shell that loads it, or says why not (with a Fix) and fails the check."""
         params = f" {self.params}" if self.params else ""  # validated: name=value words, no shell characters
         if what == "insmod":
-            return f"load_module {_q(self.name)} {_q(self.ko)}{params} || exit 1"
-        return f"insmod {_q(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
+            return f"load_module {quoted(self.name)} {quoted(self.ko)}{params} || exit 1"
+        return f"insmod {quoted(self.ko)}{params} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
 
     def rmmod(self, what: str = "rmmod") -> str:
-        return f"rmmod {_q(self.name)} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
+        return f"rmmod {quoted(self.name)} 2>/tmp/.err || {{ diag \"{what}: $(cat /tmp/.err)\"; exit 1; }}"
 
 
 @dataclass(frozen=True)
@@ -287,7 +184,7 @@ def plan(run: RunPlan, version: tuple[int, ...]) -> list[Check]:
     cycles; then the user's scripts (guest paths) with the modules loaded again; with
     a kmemleak kernel, last, what they allocated and lost."""
     mods, root = run.modules, run.root
-    rootq = _q(root)
+    rootq = quoted(root)
     has_root = f"[ -d {rootq} ] || {{ diag 'no {root} after insmod'; exit 1; }}" if root else ""
     checks = []
     for i, m in enumerate(mods):
@@ -300,11 +197,11 @@ def plan(run: RunPlan, version: tuple[int, ...]) -> list[Check]:
             body += "; " + has_root
         checks.append(Check(f"insmod {m.name}" + (f" {m.params}" if m.params else ""), body))
     if run.spec is not None:
-        for d in run.spec.directories:  # explicit and implied, parents first
-            dq = _q(f"{root}/{d}")
-            checks.append(Check(f"{d}: directory exists", f"[ -d {dq} ] || {{ diag 'no directory {root}/{d}'; exit 1; }}"))
+        checks += [directory_check(root, d) for d in run.spec.directories]  # explicit and implied, parents first
         for e in run.spec.files:
-            checks += _entry_checks(run.spec.module.root, e, version)
+            checks += e.kind.checks(e, f"{DEBUGFS}/{run.spec.module.root}/{e.path}", version)
+        if run.spec.instance is not None:
+            checks += instance_checks(run.spec, version)
     if run.discover:
         checks += [Check(title.format(names=run.names), "", user_script=f"{GUEST_DISCOVER}/{name}") for name, title in DISCOVER_SCRIPTS]
     if run.spec is not None and run.stress_seconds > 0:
@@ -357,7 +254,7 @@ def render_script(what: str, variables: dict[str, str], checks: list[tuple[str, 
         f"# Generated by dbgscaffold: {what}.",
         f". {GUEST_LIB}",
         *prologue,
-        "; ".join(f"{k}={_q(v)}" for k, v in variables.items()),
+        "; ".join(f"{k}={quoted(v)}" for k, v in variables.items()),
         "export " + " ".join(variables),
     ]
     if check_timeout is not None:
@@ -367,14 +264,14 @@ def render_script(what: str, variables: dict[str, str], checks: list[tuple[str, 
     for n, (_name, body, script_path) in enumerate(checks, 1):
         if not script_path:
             lines += [f"check_{n}() {{", f"    {body}", "}"]
-    lines += ["", "echo 'KTAP version 1' >&3", f"echo '1..{len(checks)}' >&3"]
+    lines += ["", "_dbgs_res 'KTAP version 1'", f"_dbgs_res '1..{len(checks)}'"]
     for n, (name, body, script_path) in enumerate(checks, 1):
         if script_path:
-            lines.append(f"run_user_check {n} {_q(name)} {_q(script_path)}")
+            lines.append(f"run_user_check {n} {quoted(name)} {quoted(script_path)}")
         elif body == LEAK_CHECK.body and check_timeout is not None:
-            lines.append(f"run_check {n} {_q(name)} check_{n} {max(guest_timeout(check_timeout), LEAK_CHECK_MIN_SECONDS)}")
+            lines.append(f"run_check {n} {quoted(name)} check_{n} {max(guest_timeout(check_timeout), LEAK_CHECK_MIN_SECONDS)}")
         else:
-            lines.append(f"run_check {n} {_q(name)} check_{n}")
+            lines.append(f"run_check {n} {quoted(name)} check_{n}")
     lines.append("checks_done")
     lines += epilogue
     return "\n".join(lines) + "\n"

@@ -154,13 +154,19 @@ def _lines(ko: Path, section: str | None, address: int) -> list[tuple[str, int]]
 
 
 def _in_project(path: str, project: Path | None) -> Path | None:
-    """The project's file for a path the DWARF names: its longest tail that exists there."""
+    """The project's file for a path the DWARF names: its longest tail that exists there,
+    a regular file inside the project. The DWARF is the submission's to write (`#line
+    1 "x/../../etc/shadow"`): no `..`, no symlink out, or we would quote a host file."""
     if project is None or not path:
         return None
+    root = project.resolve()
     parts = Path(path).parts
     for i in range(1, len(parts)):  # longest first: user/x.c before x.c
-        candidate = project.joinpath(*parts[i:])
-        if candidate.is_file():
+        tail = parts[i:]
+        if ".." in tail:
+            continue
+        candidate = project.joinpath(*tail)
+        if candidate.is_file() and not candidate.is_symlink() and root in candidate.resolve().parents:
             return candidate
     return None
 

@@ -17,6 +17,7 @@ Edges: machine_for(), run().
 from __future__ import annotations
 
 import queue
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import EXIT_CHECKS_FAILED, UserError
+from ..procs import kill_tracked
 from ..vm import crash, images, qemu
 from ..vm.agent import agent_initramfs
 from ..vm.images import KernelPair, boot_image
@@ -190,8 +192,10 @@ def with_frames(run: TestRun, prep: Prepared, project: Path, dwarf: KernelDwarf 
 
 def _dirty(pr: PayloadRun) -> bool:
     """Can the next module use this guest? Not after a death, a module left
-    loaded (the next insmod of the same name would fail) or a failing taint."""
-    return pr.done is None or pr.done.modules_loaded > 0 or crash.decode_taint(pr.done.taint).failed
+    loaded (the next insmod of the same name would fail), a failing taint, or a
+    process left running (it could write into the next one's results)."""
+    return (pr.done is None or pr.done.modules_loaded > 0 or pr.done.processes_left > 0
+            or crash.decode_taint(pr.done.taint).failed)
 
 
 def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = RunOptions(),
@@ -259,6 +263,11 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                     except UserError as exc:
                         results[i] = (TestRun.of_build_failure(requests[i].name, failure_of_error(pair.release, requests[i].project, exc)), None)
                         continue
+                    except subprocess.TimeoutExpired as exc:  # make never finished: stopped (kbuild.build)
+                        message = f"error: the build ran longer than {exc.timeout:g} s and was stopped"
+                        failure = BuildFailure(pair.release, requests[i].project, message, lines=(message,))
+                        results[i] = (TestRun.of_build_failure(requests[i].name, failure), None)
+                        continue
                     vm.workdir = logs(i)
                     line_of_i: Callable[[str], None] | None = None
                     if on_line is not None:
@@ -288,6 +297,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                     t.join(timeout=0.2)  # stays responsive to ^C
         except BaseException:
             failures.append(KeyboardInterrupt())
+            builder.shutdown(wait=False, cancel_futures=True)  # builds not started never start
+            kill_tracked()  # and the running ones (make, a sandbox) stop now, not when done
             for t in threads:
                 t.join(timeout=15)
             raise

@@ -18,6 +18,7 @@ from .model import CheckResult, Status, TestRun
 _UPTIME = re.compile(r"^uptime: ([\d.]+) ([\d.]+)$")
 _TAINT_CHANGE = re.compile(r"^taint: (\d+) -> (\d+)$")
 _TAINT = re.compile(r"^taint: (\d+)$")
+_LOADING_TAINT = 1 << 12 | 1 << 13  # O (out-of-tree) and E (unsigned): any module of ours sets them
 
 
 def _subtests(t: ktap.KtapTest) -> tuple[tuple[Status, str], ...]:
@@ -44,6 +45,8 @@ def _per_check(t: ktap.KtapTest) -> tuple[float | None, int | None, int | None, 
         m = _TAINT_CHANGE.match(d)
         if m:
             before, after = int(m.group(1)), int(m.group(2))
+            if not (after & ~before) & ~_LOADING_TAINT:
+                continue  # the first out-of-tree module of a guest: only where it ran first, never news
         shown.append(d)
     return seconds, before, after, tuple(shown)
 
@@ -69,7 +72,13 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
     m = re.search(r"^Bail out! (?:the kernel oopsed during check|check) (\d+)", r.results, re.M)
     if m:
         stopped = int(m.group(1))
+    numbers = [t.number for t in doc.tests]
+    twice = {n for n in numbers if numbers.count(n) > 1}  # ours write one result a check: the rest is forged
     for n, name in enumerate(names, 1):
+        if n in twice:
+            results.append(CheckResult(n, name, Status.FAIL, ("two results arrived for this check (something besides the "
+                                                              "checks wrote to the results port): neither is trusted",)))
+            continue
         t = doc.test(n)
         if t is None or t.ok is None:  # planned, but its result never arrived
             if stopped is not None and n > stopped:
@@ -128,5 +137,5 @@ def judge(module: str, names: list[str], r: RunResult, release: str = "", accel:
         checks=tuple(results), crashes=reports, taint=taint, ended=r.ended, timed_out=r.timed_out,
         boot_seconds=r.boot_seconds, wall_seconds=r.wall_seconds, build_seconds=build_seconds,
         pack_seconds=pack_seconds, console=r.console, results=r.results, exit_code=code, verdict=verdict,
-        argv=r.argv, boot=boot, boot_note=boot_note,
+        argv=r.argv, boot=boot, boot_note=boot_note, forged=r.forged, forged_count=r.forged_count,
     )

@@ -121,6 +121,8 @@ class TestRun:
     frames: tuple[tuple[Frame, ...], ...] = ()  # per crash report: its frames in the modules under test, decoded
     detectors: tuple[str, ...] = ()  # what watched for memory and locking bugs (runner.detectors)
     leaks: tuple[Leak, ...] = ()  # what kmemleak found the modules lost (runner.leaks)
+    forged: tuple[str, ...] = ()  # results-port lines without the run's token, ignored (the first few)
+    forged_count: int = 0
 
     @property
     def findings(self) -> tuple[str, ...]:

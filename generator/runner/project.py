@@ -22,6 +22,7 @@ from ..kbuild import module_makefile
 from ..problems import Problem, SpecError, syntax_problem
 from ..spec import SPEC_FILE, TOP_KEYS, Spec, parse_spec, read_spec_text
 from ..test_table import TestTable, parse_test_table
+from ..untrusted_build import Untrusted
 from ..vm.agent import PAYLOAD_ROOT, PAYLOAD_SCRIPT, pack_payload
 from ..vm.images import KernelPair
 from ..vm.initramfs import FileSpec
@@ -101,10 +102,11 @@ class ProjectChecks:
 
     project: ModuleProject
     stress_seconds: float = 0.0
+    untrusted: Untrusted | None = None  # --untrusted: build a copy in the sandbox
 
     def prepare(self, project: Path, pair: KernelPair, workdir: Path, check_timeout: float | None) -> Prepared:
         t0 = time.monotonic()
-        built = build_modules(project, pair.build_dir, pair.release, workdir, self.project.test.modules)
+        built = build_modules(project, pair.build_dir, pair.release, workdir, self.project.test.modules, self.untrusted)
         build_seconds = time.monotonic() - t0
         t0 = time.monotonic()
         modules = tuple(checks.GuestModule(m.name, f"{PAYLOAD_ROOT}/{m.ko.name}", params)
@@ -123,13 +125,14 @@ class ProjectChecks:
         return Prepared(self.project.name, tuple(c.name for c in plan), payload, build_seconds, time.monotonic() - t0, built, c_names)
 
 
-def request(project: ModuleProject, stress_seconds: float = 0.0) -> RunRequest:
+def request(project: ModuleProject, stress_seconds: float = 0.0, untrusted: Untrusted | None = None) -> RunRequest:
     """The RunRequest of `dbgscaffold test` for one project."""
-    return RunRequest(project.name, project.path, ProjectChecks(project, stress_seconds), project.test.timeout)
+    return RunRequest(project.name, project.path, ProjectChecks(project, stress_seconds, untrusted), project.test.timeout)
 
 
 def run_tests(projects: Sequence[ModuleProject | Path], pair: KernelPair, options: RunOptions | None = None,
-              stress_seconds: float = 0.0, on_line: Callable[[int, str], None] | None = None) -> list[TestRun]:
+              stress_seconds: float = 0.0, on_line: Callable[[int, str], None] | None = None,
+              untrusted: Untrusted | None = None) -> list[TestRun]:
     """`dbgscaffold test` of every project on `pair`: one TestRun each, in order."""
     loaded = [p if isinstance(p, ModuleProject) else load_project(p) for p in projects]
-    return [r for r, _ in run([request(p, stress_seconds) for p in loaded], pair, options or RunOptions(), on_line)]
+    return [r for r, _ in run([request(p, stress_seconds, untrusted) for p in loaded], pair, options or RunOptions(), on_line)]

@@ -110,6 +110,7 @@ def json_doc(runs: Sequence[TestRun]) -> dict:
                 "leaks": [{"title": x.title, "check": x.check, "size": x.size, "object": x.address, "comm": x.comm,
                            "backtrace": list(x.backtrace), "frames": [_frame_doc(f) for f in x.frames]} for x in r.leaks],
                 "findings": list(r.findings),
+                "forged": {"count": r.forged_count, "lines": list(r.forged)},
                 "build_failure": None if r.build_failure is None else {
                     "message": r.build_failure.message, "lines": list(r.build_failure.lines), "notes": list(r.build_failure.notes)},
                 "qemu_argv": list(r.argv),
@@ -193,6 +194,10 @@ def print_run(run: TestRun, console) -> None:
         if kernel:
             console.print("[bold]in the kernel:[/bold] " + escape(" < ".join(f"{f.function} {f.file}:{f.line}" for f in kernel[:KERNEL_FRAMES_SHOWN])),
                           highlight=False)
+    if run.forged_count:
+        console.print(f"[bold red]{run.forged_count} line(s) on the results port without this run's token were ignored[/bold red] "
+                      f"(the module or a program wrote them, not the checks), e.g. {escape(run.forged[0]) if run.forged else ''}",
+                      highlight=False)
     for leak, n in distinct(run.leaks):
         objects = f"{leak.size} bytes (object {leak.address}, allocated by {leak.comm}" + (f"; {n} objects like it)" if n > 1 else ")")
         console.print(f"[bold red]{escape(leak.title)}[/bold red] (check {leak.check}): {escape(objects)}", highlight=False)

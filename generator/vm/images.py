@@ -25,7 +25,6 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 from .. import elf as elf_format
 from ..errors import EnvironmentProblem, UserError
 from ..kernels import MODULES_ROOT, parse_utsrelease, release_version
-from ..paths import cache_dir
+from ..paths import atomic_write, cache_dir
 
 BOOT_DIR = Path("/boot")
 IMAGE_PREFIX = "vmlinuz-"
@@ -283,6 +282,21 @@ def pvh_entry(elf: bytes) -> int | None:
     return _pvh_entry(elf_format.of_bytes(elf))
 
 
+def _intact(path: Path) -> bool:
+    """A cached vmlinux that is whole: its PVH note is there and every segment lies inside
+    the file (a truncated or overwritten entry is not, and is extracted again)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            def read(offset: int, count: int) -> bytes:
+                f.seek(offset)
+                return f.read(count)
+            inside = all(offset + filesz <= size for _, offset, filesz in elf_format.segments(read))
+            return inside and _pvh_entry(read) is not None
+    except (OSError, ValueError, struct.error):
+        return False
+
+
 def pvh_entry_of(path: Path) -> int | None:
     """pvh_entry() of an ELF file, reading only its headers and notes (a vmlinux with
     debug info is hundreds of MB)."""
@@ -328,18 +342,6 @@ def image_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _no_pvh_marker(image: Path, data: bytes, release: str, cache: Path | None) -> Path:
     return (cache or cache_dir()) / "vmlinux" / f"{release}-{image_digest(data)}.no-pvh"
 
@@ -351,7 +353,7 @@ def mark_pvh_unbootable(image: Path, why: str, release: str | None = None, cache
     data = read_image(image)
     info = _bzimage_info(data)
     release = release or (info.release if info else "") or Path(image).name.removeprefix(IMAGE_PREFIX)
-    _atomic_write(_no_pvh_marker(image, data, release, cache), why.encode())
+    atomic_write(_no_pvh_marker(image, data, release, cache), why.encode())
 
 
 def _bzimage_info(data: bytes) -> BzImageInfo | None:
@@ -373,7 +375,7 @@ def boot_image(image: Path, release: str | None = None, cache: Path | None = Non
         why = marker.read_text(errors="replace").strip()
         return BootImage(Path(image), "bzimage", release, f"its PVH entry does not boot ({why}); booting the bzImage")
     target = (cache or cache_dir()) / "vmlinux" / f"{release}-{image_digest(data)}.elf"
-    if target.is_file():
+    if target.is_file() and _intact(target):
         return BootImage(target, "pvh-elf", release, f"cached vmlinux extracted from {image}")
     try:
         payload = find_payload(data)
@@ -382,5 +384,5 @@ def boot_image(image: Path, release: str | None = None, cache: Path | None = Non
         return BootImage(Path(image), "bzimage", release, f"could not extract vmlinux ({exc}); booting the bzImage")
     if pvh_entry(elf) is None:
         return BootImage(Path(image), "bzimage", release, "the extracted vmlinux has no PVH entry note (CONFIG_PVH=n?); booting the bzImage")
-    _atomic_write(target, elf)
+    atomic_write(target, elf)  # new, or a damaged entry replaced
     return BootImage(target, "pvh-elf", release, f"vmlinux extracted from {image} ({payload.compression})")

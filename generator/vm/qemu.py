@@ -26,10 +26,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+from ..bounded import Kept
 from ..errors import EnvironmentProblem
 from ..procs import child_setup, kill_group
 from .initramfs import BOOT_MARKER
@@ -114,6 +115,8 @@ class RunResult:
     stderr: str  # QEMU's own complaints
     wall_seconds: float  # spawn -> exit (or kill)
     boot_seconds: float | None  # spawn -> /init's BOOT_MARKER on the console
+    forged: tuple[str, ...] = ()  # results-port lines without the payload's token (the first few): not results
+    forged_count: int = 0
 
     @property
     def ended(self) -> str:
@@ -346,34 +349,45 @@ def spawn(command: Sequence[str]) -> subprocess.Popen:
 
 @dataclass
 class Reader:
-    """Drains one pipe in a thread; notes when `marker` first shows up."""
+    """Drains one pipe in a thread; notes when `marker` first shows up. With `keep`,
+    what it holds is bounded: the first and last `keep` bytes since the last mark()
+    (a guest flooding printk must not fill the host's memory)."""
 
     stream: IO[bytes]
     marker: bytes | None = None
     start: float = 0.0
-    chunks: list[bytes] = field(default_factory=list)
+    keep: int = 1 << 62
     marker_at: float | None = None
 
     def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept = Kept(self.keep)
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
 
     def _drain(self) -> None:
         tail = b""
         for chunk in iter(lambda: os.read(self.stream.fileno(), 65536), b""):
-            self.chunks.append(chunk)
+            with self.lock:
+                self.kept.add(chunk)
             if self.marker and self.marker_at is None:
                 tail = (tail + chunk)[-(len(self.marker) + len(chunk)) :]
                 if self.marker in tail:
                     self.marker_at = time.monotonic() - self.start
 
+    def mark(self) -> None:
+        """Forget what arrived so far: data() starts here."""
+        with self.lock:
+            self.kept = Kept(self.keep)
+
     def data(self) -> bytes:
-        """What arrived so far (the drain thread may still be appending)."""
-        return b"".join(list(self.chunks))
+        """What arrived since the last mark() (the drain thread may still be appending)."""
+        with self.lock:
+            return self.kept.bytes()
 
     def text(self) -> str:
         self.thread.join(timeout=5)
-        return b"".join(self.chunks).decode("utf-8", "replace")
+        return self.data().decode("utf-8", "replace")
 
 
 def run(machine: Machine, timeout: float, workdir: Path | None = None, boot_marker: str = BOOT_MARKER) -> RunResult:

@@ -13,6 +13,7 @@ discarded and the payload re-run on a fresh boot.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import shlex
 import socket
@@ -20,19 +21,34 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import EnvironmentProblem
 from ..procs import kill_group
-from .agent import READY, Done, parse_done, payload_message
+from .agent import PAYLOAD_BEGUN, READY, Done, new_token, parse_done, payload_message, untag
 from .initramfs import BOOT_MARKER
 from .qemu import AGENT_PORT, CONSOLE, Machine, Reader, RunResult, argv, spawn
 from .qmp import Qmp, QmpError
 from .snapshot import SnapshotStore, qemu_version, snapshot_key
 
+# Every AgentVM not yet closed: at exit (^C, SIGTERM, an error) each is closed, even one a
+# daemon thread was still saving a snapshot with, so no QEMU and no half-written state stay.
+_LIVE: weakref.WeakSet[AgentVM] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for vm in list(_LIVE):
+        vm.close()
+
+
 RESTORE_ALIVE_SECONDS = 15.0  # a restored guest that says nothing for this long is broken
+FORGED_KEPT = 10  # results-port lines without the token kept as evidence
+CONSOLE_KEPT = 1 << 20  # of a payload's console, the first and the last MiB (a printk flood can be 100s of MB)
+LINE_MAX = 64 << 10  # a results-port "line" longer than this is cut (a module can write one without end)
 _EOF = None
 
 
@@ -65,6 +81,9 @@ class _Lines:
             while chunk := self.sock.recv(65536):
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
+                if len(buf) > LINE_MAX:
+                    lines.append(buf[:LINE_MAX])
+                    buf = b""
                 for line in lines:
                     self.queue.put(line.decode("utf-8", "replace").rstrip("\r"))
         except OSError:
@@ -77,9 +96,34 @@ class _Lines:
         """The next line, _EOF, or raises queue.Empty at the deadline."""
         return self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
 
+    def drain(self) -> None:
+        """Drop the lines waiting (an EOF stays: the VM is gone)."""
+        while True:
+            try:
+                line = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if line is _EOF:
+                self.queue.put(_EOF)
+                return
+
 
 class _SnapshotFailed(Exception):
     pass
+
+
+def died_before_payload(console: bytes) -> bool:
+    """Did the guest end before the agent began the payload (its console line)? Then
+    the death is the guest's own: no module of the payload was loaded yet."""
+    return PAYLOAD_BEGUN.encode() not in console
+
+
+def payload_console(console: str) -> str:
+    """What the payload's verdict is judged on: the console from the agent's line that it
+    began (what the guest printed before, a warning of a starved guest or a late report of
+    the module before, is nobody's in this payload; console.log keeps it)."""
+    begun = console.find(PAYLOAD_BEGUN)
+    return console if begun < 0 else console[console.rfind("\n", 0, begun) + 1 :]
 
 
 def _field(reply: object, name: str) -> object:
@@ -110,6 +154,9 @@ class AgentVM:
         self.boot: BootInfo | None = None
         self.payloads = 0
         self.dead = True
+        self._saving: Path | None = None  # a snapshot being written: close() removes it
+        self._closing = threading.Lock()
+        _LIVE.add(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -126,7 +173,7 @@ class AgentVM:
         proc = self.proc = spawn(self.argv)
         self.dead = False
         assert proc.stdout is not None and proc.stderr is not None  # spawn() pipes both
-        self.console = Reader(proc.stdout, None, self.started)
+        self.console = Reader(proc.stdout, None, self.started, keep=CONSOLE_KEPT)
         self.stderr = Reader(proc.stderr)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = self.started + 30
@@ -196,15 +243,16 @@ class AgentVM:
                 raise GuestDidNotStart(f"error: the guest ({Path(self.machine.kernel).name}) did not come up: {why}. Console tail:\n{tail}",
                                        BOOT_MARKER in console, exited)
         seconds = time.monotonic() - self.started
+        self.console.mark()  # the boot log is no payload's; a restored guest's console starts at its resume
         if key is not None and version is not None and self.save_snapshot:
-            note += self._save(key, version)
+            note += self.save(key, version)
         return BootInfo("fresh", seconds, note)
 
-    def _save(self, key: str, version: str) -> str:
+    def save(self, key: str, version: str) -> str:
         """Stop the ready guest, stream its state to the store, resume it."""
         store = self.store
         assert store is not None  # _fresh() saves only with a store
-        tmp = store.temporary(key)
+        tmp = self._saving = store.temporary(key)
         t0 = time.monotonic()
         try:
             qmp = Qmp(self.qmp_path)
@@ -226,18 +274,29 @@ class AgentVM:
         except (QmpError, OSError) as exc:
             tmp.unlink(missing_ok=True)
             return f"; could not save a snapshot ({exc})"
+        except BaseException:  # ^C, SIGTERM in this thread
+            self.close()  # removes the half-written state once QEMU's `cat` is gone
+            raise
+        finally:
+            self._saving = None
 
     def close(self) -> None:
-        if self.proc is not None:
-            kill_group(self.proc)
-            for s in (getattr(self, "sock", None),):
-                if s is not None:
-                    s.close()
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
-            self.proc = None
-        self.dead = True
+        """Kill QEMU (idempotent). A snapshot it was writing (^C, SIGTERM, from another
+        thread) is removed after QEMU and its `cat` are gone, so none is left half-written."""
+        with self._closing:  # the atexit hook and a worker thread may both get here
+            proc, self.proc = self.proc, None
+            if proc is not None:
+                kill_group(proc)
+                saving = self._saving
+                if saving is not None:
+                    saving.unlink(missing_ok=True)
+                sock = getattr(self, "sock", None)
+                if sock is not None:
+                    sock.close()
+                for stream in (proc.stdout, proc.stderr):
+                    if stream is not None:
+                        stream.close()
+            self.dead = True
 
     def finish(self) -> None:
         """close() and remove the sockets' directory."""
@@ -259,21 +318,26 @@ class AgentVM:
             raise RuntimeError("the VM is not running")
         boot = self.boot
         first_after_restore = boot.kind == "snapshot" and self.payloads == 0
+        if self.payloads:
+            self.console.mark()  # the first payload also gets what the guest printed before it came
         self.payloads += 1
         boot_seconds = boot.seconds if self.payloads == 1 else 0.0
-        console_from = len(self.console.data())
         t0 = time.monotonic()
         sent: list[float] = []  # when the payload was all out (a big one takes a while at UART speed)
+        token = new_token()  # after the build, never in the payload: see agent.py
 
         def send() -> None:
             try:
-                self.sock.sendall(payload_message(payload))
+                self.sock.sendall(payload_message(payload, token))
                 sent.append(time.monotonic())
             except OSError:
                 pass  # the VM died or was killed: the loop below sees EOF or the deadline
 
+        self.lines.drain()  # whatever arrived after the last Done is no result of this payload
         threading.Thread(target=send, daemon=True).start()
         lines: list[str] = []
+        forged: list[str] = []
+        forged_count = 0
         done = None
         timed_out = False
         deadline = t0 + timeout
@@ -294,12 +358,19 @@ class AgentVM:
                 continue
             if line is _EOF:
                 break
-            done = parse_done(line)
+            result_line, before = untag(line, token)
+            if before.strip():  # not from our checks: a module's or a program's writing
+                forged_count += 1
+                if len(forged) < FORGED_KEPT:
+                    forged.append(before[:200])
+            if result_line is None:
+                continue
+            done = parse_done(result_line)
             if done is not None:
                 break
-            lines.append(line)
+            lines.append(result_line)
             if on_line is not None:
-                on_line(line)
+                on_line(result_line)
         wall = time.monotonic() - t0
         exit_status = None
         if done is None:  # dead, hung or out of time: this VM is finished
@@ -311,15 +382,20 @@ class AgentVM:
             proc_stdout_reader = self.console
             self.close()
             proc_stdout_reader.thread.join(timeout=5)
-        console = self.console.data()[console_from:].decode("utf-8", "replace").replace("\r\n", "\n")
+            if first_after_restore and not timed_out and died_before_payload(proc_stdout_reader.data()):
+                # Nothing of the payload ran: the restored guest itself broke (seen on 6.12
+                # under TCG, rarely, as an oops in interrupt context); never the module's verdict.
+                return self._retry_fresh(payload, timeout, on_line, "the restored guest died before the payload began")
+        console = self.console.data().decode("utf-8", "replace").replace("\r\n", "\n")
         results = "".join(line + "\n" for line in lines)
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)
             (self.workdir / "console.log").write_text(console)
             (self.workdir / "results.log").write_text(results)
         result = RunResult(
-            argv=self.argv, exit_status=exit_status, timed_out=timed_out, console=console, results=results,
+            argv=self.argv, exit_status=exit_status, timed_out=timed_out, console=payload_console(console), results=results,
             stderr=self.stderr.data().decode("utf-8", "replace"), wall_seconds=wall, boot_seconds=boot_seconds,
+            forged=tuple(forged), forged_count=forged_count,
         )
         return PayloadRun(result, done, boot)
 

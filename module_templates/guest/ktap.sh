@@ -19,15 +19,22 @@ dbgs_poweroff() { [ -d /sys/firmware/acpi ] && poweroff -f; reboot -f; }
 : "${DBGS_POWEROFF:=dbgs_poweroff}"
 DBGS_N=0
 DBGS_FAILED=0
+# Every line to the results port starts with this payload's token, which the host made
+# after the module was built and sent with the payload (vm/agent.py): a line without it
+# (a module writing to the port, a program the checks run) is no result. The agent sets
+# it as a shell variable, never exported: what the checks run does not inherit it, and
+# no /proc/PID/environ shows it. (Empty when the library runs on a host, in the tests.)
+: "${_dbgs_tag:=}"
 
-diag() { printf '%s# %s\n' "$DBGS_INDENT" "$*" >&3; }
+_dbgs_res() { printf '%s%s\n' "$_dbgs_tag" "$1" >&3; }
+diag() { printf '%s%s# %s\n' "$_dbgs_tag" "$DBGS_INDENT" "$*" >&3; }
 
 _result() { # status description [directive]
     DBGS_N=$((DBGS_N + 1))
     if [ -n "$3" ]; then
-        printf '%s%s %d %s # %s\n' "$DBGS_INDENT" "$1" "$DBGS_N" "$2" "$3" >&3
+        printf '%s%s%s %d %s # %s\n' "$_dbgs_tag" "$DBGS_INDENT" "$1" "$DBGS_N" "$2" "$3" >&3
     else
-        printf '%s%s %d %s\n' "$DBGS_INDENT" "$1" "$DBGS_N" "$2" >&3
+        printf '%s%s%s %d %s\n' "$_dbgs_tag" "$DBGS_INDENT" "$1" "$DBGS_N" "$2" >&3
     fi
 }
 
@@ -147,14 +154,14 @@ _timed_out() {
     # No "end check": the check never ended, so later kernel reports are still its.
     echo "dbgscaffold: check $1 is stuck in the kernel" > "$DBGS_KMSG"
     read -r _t1 _ < /proc/uptime
-    echo "# uptime: $4 $_t1" >&3
+    _dbgs_res "# uptime: $4 $_t1"
     for _p in $_left; do
         _comm=?; read -r _comm < /proc/$_p/comm 2>/dev/null
         diag "$_comm (pid $_p) $_why; its kernel stack:"
         while read -r _l; do diag "  $_l"; done < /proc/$_p/stack 2>/dev/null
     done
-    printf 'not ok %d %s # TIMEOUT per-check limit %s s\n' "$1" "$2" "$5" >&3
-    echo "Bail out! check $1 is stuck in the kernel" >&3
+    _dbgs_res "not ok $1 $2 # TIMEOUT per-check limit $5 s"
+    _dbgs_res "Bail out! check $1 is stuck in the kernel"
     $DBGS_POWEROFF
 }
 
@@ -225,8 +232,8 @@ run_check() {
     DBGS_TAINT=$taint1
     read -r t1 _ < /proc/uptime
     DBGS_N=$(($1 - 1))
-    echo "# uptime: $t0 $t1" >&3
-    [ "$taint0" = "$taint1" ] || echo "# taint: $taint0 -> $taint1" >&3
+    _dbgs_res "# uptime: $t0 $t1"
+    [ "$taint0" = "$taint1" ] || _dbgs_res "# taint: $taint0 -> $taint1"
     if [ -n "$_late" ]; then
         diag "killed after $_limit s"
         _result 'not ok' "$2" "TIMEOUT per-check limit $_limit s"
@@ -239,14 +246,14 @@ run_check() {
     fi
     # An oops (taint D) leaves locks held and files busy: rmmod would hang. Stop here.
     if [ $((taint1 & 128)) -ne 0 ] && [ $((taint0 & 128)) -eq 0 ]; then
-        echo "Bail out! the kernel oopsed during check $1" >&3
+        _dbgs_res "Bail out! the kernel oopsed during check $1"
         $DBGS_POWEROFF
     fi
 }
 
 # checks_done: the final taint; the watchdog leaves.
 checks_done() {
-    echo "# taint: $(dd if=/proc/sys/kernel/tainted 2>/dev/null)" >&3
+    _dbgs_res "# taint: $(dd if=/proc/sys/kernel/tainted 2>/dev/null)"
     if [ -n "${DBGS_WD:-}" ]; then
         echo quit >&5
         wait "$DBGS_WD"
@@ -259,11 +266,12 @@ checks_done() {
 # results indented as a KTAP subtest. With DBGS_CHECK_LIB set (a lab's checks/lib.sh),
 # that file is sourced first: functions the lab's checks share.
 _user() {
-    echo "  KTAP version 1" >&3
-    DBGS_INDENT='  ' sh -c '. /checks/ktap.sh; [ -z "${DBGS_CHECK_LIB:-}" ] || . "$DBGS_CHECK_LIB"; . "$DBGS_SCRIPT"; printf "  1..%d\n" $DBGS_N >&3; exit $DBGS_FAILED'
+    _dbgs_res "  KTAP version 1"
+    # a subshell, not `sh -c`: the token stays a shell variable (see above)
+    (DBGS_INDENT='  '; . /checks/ktap.sh; [ -z "${DBGS_CHECK_LIB:-}" ] || . "$DBGS_CHECK_LIB"; . "$DBGS_SCRIPT"; _dbgs_res "  1..$DBGS_N"; exit $DBGS_FAILED)
 }
 run_user_check() { # N NAME PATH
-    echo "# Subtest: $2" >&3
+    _dbgs_res "# Subtest: $2"
     DBGS_SCRIPT=$3
     export DBGS_SCRIPT
     run_check "$1" "$2" _user

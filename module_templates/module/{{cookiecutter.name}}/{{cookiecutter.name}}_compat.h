@@ -21,29 +21,11 @@
 
 #include <linux/debugfs.h>
 #include <linux/types.h>
-{% if m.arrays %}
-
-/*
- * debugfs_create_u32_array() takes a struct debugfs_u32_array since 5.9;
- * before, it took the array and its length.
- */
-#ifdef DBGSCAFFOLD_HAVE_DEBUGFS_U32_ARRAY
-{{ ["const char *name", "umode_t mode", "struct dentry *parent", "struct debugfs_u32_array *array"] | c_call("static inline void " ~ m.name ~ "_create_u32_array", 0, "") }}
-{
-	debugfs_create_u32_array(name, mode, parent, array);
-}
-#else
-struct debugfs_u32_array {
-	u32 *array;
-	u32 n_elements;
-};
-
-{{ ["const char *name", "umode_t mode", "struct dentry *parent", "struct debugfs_u32_array *array"] | c_call("static inline void " ~ m.name ~ "_create_u32_array", 0, "") }}
-{
-	debugfs_create_u32_array(name, mode, parent, array->array,
-				 array->n_elements);
-}
-#endif
+{% for group in m.kinds %}
+{% import "kinds/" ~ group.kind.name ~ ".j2" as snippet %}
+{% if snippet.compat is defined %}
+{{ snippet.compat(m, group.entries) -}}
 {% endif %}
+{% endfor %}
 
 #endif /* {{ m.guard }}_COMPAT_H */

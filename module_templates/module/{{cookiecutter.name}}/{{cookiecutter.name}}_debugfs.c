@@ -17,183 +17,144 @@
 #include "{{ n }}_debugfs.h"
 
 static struct dentry *{{ n }}_root;
-{% for e in m.scalars %}
-
-/* {{ e.path }}: {{ e.type.name }}, mode {{ e.mode_octal }} */
-{% if e.type.name == "atomic_t" %}
-static atomic_t {{ e.var }} = ATOMIC_INIT({{ e.value }});
-{% elif not e.value %}
-static {{ e.type.c_type }} {{ e.var }}; /* statics start at 0 */
-{% else %}
-static {{ e.type.c_type }} {{ e.var }} = {{ e.value | c_int(e.type.c_type, e.type.name.startswith("x")) }};
+{% for group in m.kinds %}
+{% import "kinds/" ~ group.kind.name ~ ".j2" as snippet %}
+{{ snippet.declare(m, group.entries) -}}
+{% endfor %}
+{% if m.instance %}
+{% set inst = m.instance %}
+{% for group in inst.tree.kinds %}
+{% import "kinds/" ~ group.kind.name ~ ".j2" as snippet %}
+{% if snippet.shared is defined %}
+{{ snippet.shared(m, group.entries) -}}
 {% endif %}
 {% endfor %}
-{% for e in m.blobs %}
 
-/* {{ e.path }}: blob, mode {{ e.mode_octal }} */
-static char {{ e.var }}_data[] ={{ e.value | c_initializer }}
-static struct debugfs_blob_wrapper {{ e.var }} = {
-	.data = {{ e.var }}_data,
-	.size = sizeof({{ e.var }}_data) - 1,
-};
-{% endfor %}
-{% for e in m.arrays %}
-
-/* {{ e.path }}: u32_array of {{ e.length }}, mode {{ e.mode_octal }} */
-{% if e.value %}
-static u32 {{ e.var }}_data[{{ e.length }}] = {
-{% for chunk in e.value | map("c_int", "u32") | batch(8) %}
-	{{ chunk | join(", ") }},
-{% endfor %}
-};
-
-{% else %}
-static u32 {{ e.var }}_data[{{ e.length }}];
-{% endif %}
-static struct debugfs_u32_array {{ e.var }} = {
-	.array = {{ e.var }}_data,
-	.n_elements = ARRAY_SIZE({{ e.var }}_data),
-};
-{% endfor %}
-{% if m.strings %}
-
-/*
- * A text buffer behind a debugfs file. A write replaces the whole content
- * (at most size - 1 bytes, written at offset 0); a read returns exactly the
- * bytes last written. data stays NUL-terminated for in-kernel users.
+/**
+ * {{ n }}_debugfs_add() - create a device's files
+ * @dev: the device its files point into
+ * @name: the directory's name, unique among the devices
+ *
+{{ ("The files go in /sys/kernel/debug/%s/@name/ and point into @dev until %s_debugfs_remove()." % (m.module.root, n)) | comment_text }}
+ * Call it from probe once @dev is set up{{ " (a regset32's .base included)" if inst.tree.kinds | selectattr("kind.name", "equalto", "regset32") | list else "" }}.
+ * debugfs failures are deliberately not errors: the device works without
+ * its files.
+ *
+ * Return: 0.
  */
-struct textbuf {
-	struct mutex lock; /* protects len and data */
-	size_t len;
-	size_t size;
-	char *data;
-};
-{% for e in m.strings %}
-
-/* {{ e.path }}: string of {{ e.size }} bytes, mode {{ e.mode_octal }} */
-static char {{ e.var }}_data[{{ e.size }}] ={{ e.value | c_initializer }}
-static struct textbuf {{ e.var }} = {
-	.lock = __MUTEX_INITIALIZER({{ e.var }}.lock),
-	.len = {{ e.value | length }},
-	.size = sizeof({{ e.var }}_data),
-	.data = {{ e.var }}_data,
-};
-{% endfor %}
-{% if m.textbuf_read %}
-
-{{ ["struct file *file", "char __user *ubuf", "size_t count", "loff_t *ppos"] | c_call("static ssize_t textbuf_read", 0, "") }}
+{{ ["struct %s *dev" % inst.struct, "const char *name"] | c_call("int " ~ n ~ "_debugfs_add", 0, "") }}
 {
-	struct textbuf *tb = file->private_data;
-	char *snapshot;
-	ssize_t ret;
-	size_t len;
-
-	/* Copy under the lock so that a concurrent write never tears a read. */
-	mutex_lock(&tb->lock);
-	len = tb->len;
-	snapshot = kmemdup(tb->data, len + 1, GFP_KERNEL);
-	mutex_unlock(&tb->lock);
-	if (!snapshot)
-		return -ENOMEM;
-
-	ret = simple_read_from_buffer(ubuf, count, ppos, snapshot, len);
-	kfree(snapshot);
-	return ret;
-}
+	struct dentry *dir;
+{% if inst.tree.dir_vars %}
+	struct dentry *d[{{ inst.tree.dir_vars }}]; /* the directories files go in, in creation order */
 {% endif %}
-{% if m.textbuf_write %}
 
-{{ ["struct file *file", "const char __user *ubuf", "size_t count", "loff_t *ppos"] | c_call("static ssize_t textbuf_write", 0, "") }}
+{{ ["name", n ~ "_root"] | c_call("dir = debugfs_create_dir") }}
+{% for d in inst.tree.dirs %}
+{{ ['"%s"' % d.basename, d.parent_expr] | c_call((d.var ~ " = " if d.var else "") ~ "debugfs_create_dir") }}
+{% endfor %}
+{% for x in inst.add_setup %}
+{{ x | c_assign }}
+{% endfor %}
+{% for e in inst.tree.files %}
+{{ e.create_args | c_call(e.create_fn) }}
+{% endfor %}
+	dev->{{ inst.dir_field }} = dir;
+	return 0;
+}
+
+/**
+ * {{ n }}_debugfs_remove() - remove a device's files
+ * @dev: the device whose files to remove
+ *
+ * Call it from remove. Removal waits for open files to finish before it
+ * returns.
+ */
+{{ ["struct %s *dev" % inst.struct] | c_call("void " ~ n ~ "_debugfs_remove", 0, "") }}
 {
-	struct textbuf *tb = file->private_data;
-	char *kbuf;
-
-	/* A write replaces the content: appending or seeking is refused. */
-	if (*ppos != 0)
-		return -EINVAL;
-	if (count == 0)
-		return 0;
-	if (count > tb->size - 1)
-		return -ENOSPC;
-
-	kbuf = memdup_user_nul(ubuf, count);
-	if (IS_ERR(kbuf))
-		return PTR_ERR(kbuf);
-
-	mutex_lock(&tb->lock);
-	memcpy(tb->data, kbuf, count + 1);
-	tb->len = count;
-	mutex_unlock(&tb->lock);
-
-	kfree(kbuf);
-	*ppos = count;
-	return count;
+	debugfs_remove_recursive(dev->{{ inst.dir_field }});
+	dev->{{ inst.dir_field }} = NULL;
 }
-{% endif %}
-{% for fops in m.textbuf_fops %}
+{% if inst.demo %}
 
-static const struct file_operations {{ fops.name }} = {
-	.owner = THIS_MODULE,
-	.open = simple_open,
-{% if fops.read %}
-	.read = textbuf_read,
-{% endif %}
-{% if fops.write %}
-	.write = textbuf_write,
-{% endif %}
-	.llseek = default_llseek,
+/* The devices the module creates itself, so that it can be tried without hardware. */
+static struct {{ inst.struct }} demo_devs[{{ inst.demo | length }}];
+static const char * const demo_names[] = {
+{% for name in inst.demo %}
+	{{ name | c_string }},
+{% endfor %}
 };
-{% endfor %}
 {% endif %}
-{% for e in m.seqs %}
-
-/* {{ e.path }}: seq_file, mode {{ e.mode_octal }}, show() in user/ */
-DEFINE_SHOW_ATTRIBUTE({{ e.var }});
-{% endfor %}
-{% for e in m.customs %}
-
-/* {{ e.path }}: custom, mode {{ e.mode_octal }}, handlers in user/ */
-static const struct file_operations {{ e.var }}_fops = {
-	.owner = THIS_MODULE,
-	.open = simple_open,
-{% if e.readable %}
-	.read = {{ e.var }}_read,
 {% endif %}
-{% if e.writable %}
-	.write = {{ e.var }}_write,
-{% endif %}
-	.llseek = default_llseek,
-};
-{% endfor %}
 
+{% if m.standalone %}
 static int __init {{ n }}_init(void)
-{
-{% for d in m.dirs if d.var %}
-	struct dentry *{{ d.var }};
-{% endfor %}
-{% if m.dirs | selectattr("var") | list %}
-
+{% else %}
+/**
+ * {{ n }}_debugfs_init() - create module files
+ *
+{{ ("Call it from your module's init, before any %s_debugfs_add(): it creates /sys/kernel/debug/%s/ and the module-wide files." % (n, m.module.root)) | comment_text }}
+ *
+ * Return: 0.
+ */
+int {{ n }}_debugfs_init(void)
 {% endif %}
+{
+	struct dentry *root;
+{% if m.instance and m.instance.demo %}
+	unsigned int i;
+{% endif %}
+{% if m.dir_vars %}
+	struct dentry *d[{{ m.dir_vars }}]; /* the directories files go in, in creation order */
+{% endif %}
+
 	/*
 	 * debugfs return values are deliberately not checked: the module works
 	 * (without its files) when debugfs is disabled, and debugfs itself skips
 	 * the children of a directory it failed to create.
 	 */
-{{ ['"%s"' % m.module.root, "NULL"] | c_call(n ~ "_root = debugfs_create_dir") }}
+{{ ['"%s"' % m.module.root, "NULL"] | c_call("root = debugfs_create_dir") }}
+	{{ n }}_root = root;
 {% for d in m.dirs %}
 {{ ['"%s"' % d.basename, d.parent_expr] | c_call((d.var ~ " = " if d.var else "") ~ "debugfs_create_dir") }}
 {% endfor %}
 {% for e in m.files %}
 {{ e.create_args | c_call(e.create_fn) }}
 {% endfor %}
+{% if m.instance and m.instance.demo %}
+	for (i = 0; i < ARRAY_SIZE(demo_devs); i++) {
+		struct {{ m.instance.struct }} *dev = &demo_devs[i];
+
+{% for x in m.instance.demo_setup %}
+{{ x | c_assign(2) }}
+{% endfor %}
+{{ ["dev", "demo_names[i]"] | c_call(n ~ "_debugfs_add", 2) }}
+	}
+{% endif %}
 	return 0;
 }
 
+{% if m.standalone %}
 static void __exit {{ n }}_exit(void)
+{% else %}
+/**
+ * {{ n }}_debugfs_exit() - remove module files
+ *
+ * Call it from your module's exit, after your devices are gone.
+ */
+void {{ n }}_debugfs_exit(void)
+{% endif %}
 {
+{% if m.instance and m.instance.demo %}
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(demo_devs); i++)
+		{{ n }}_debugfs_remove(&demo_devs[i]);
+{% endif %}
 	/* Removal waits for open files to finish before anything goes away. */
 	debugfs_remove_recursive({{ n }}_root);
 }
+{% if m.standalone %}
 
 module_init({{ n }}_init);
 module_exit({{ n }}_exit);
@@ -202,3 +163,4 @@ MODULE_LICENSE({{ m.module.license | c_string }});
 MODULE_AUTHOR({{ m.module.author | c_string }});
 MODULE_DESCRIPTION({{ m.module.description | c_string }});
 MODULE_VERSION({{ m.module.version | c_string }});
+{% endif %}

@@ -7,22 +7,45 @@
 #ifndef {{ m.guard }}_DEBUGFS_H
 #define {{ m.guard }}_DEBUGFS_H
 
+#include <linux/debugfs.h>
 #include <linux/fs.h>
 #include <linux/seq_file.h>
 #include <linux/types.h>
-{% for e in m.seqs %}
+{% if not m.standalone %}
 
-/* {{ e.user_file }}: show() */
-{{ ["struct seq_file *m", "void *unused"] | c_call("int " ~ e.var ~ "_show", 0) }}
-{% endfor %}
-{% for e in m.customs %}
-
-/* {{ e.user_file }}: file handlers */
-{% if e.readable %}
-{{ ["struct file *file", "char __user *ubuf", "size_t count", "loff_t *ppos"] | c_call("ssize_t " ~ e.var ~ "_read", 0) }}
+/* Call them from your module's init and exit. */
+int {{ m.name }}_debugfs_init(void);
+void {{ m.name }}_debugfs_exit(void);
 {% endif %}
-{% if e.writable %}
-{{ ["struct file *file", "const char __user *ubuf", "size_t count", "loff_t *ppos"] | c_call("ssize_t " ~ e.var ~ "_write", 0) }}
+{% if m.instance %}
+{% set inst = m.instance %}
+{% for group in inst.tree.kinds %}
+{% import "kinds/" ~ group.kind.name ~ ".j2" as snippet %}
+{% if snippet.types is defined %}
+{{ snippet.types(m, group.entries) -}}
+{% endif %}
+{% endfor %}
+{% if inst.header %}
+
+#include "{{ inst.header }}"
+{% else %}
+
+/* A device: its debugfs files point into it. */
+struct {{ inst.struct }} {
+	struct dentry *{{ inst.dir_field }}; /* its debugfs directory */
+{% for member in inst.members %}
+	{{ member }}
+{% endfor %}
+};
+{% endif %}
+
+{{ ["struct %s *dev" % inst.struct, "const char *name"] | c_call("int " ~ m.name ~ "_debugfs_add", 0) }}
+{{ ["struct %s *dev" % inst.struct] | c_call("void " ~ m.name ~ "_debugfs_remove", 0) }}
+{% endif %}
+{% for group in m.kinds + (m.instance.tree.kinds if m.instance else ()) %}
+{% import "kinds/" ~ group.kind.name ~ ".j2" as snippet %}
+{% if snippet.header is defined %}
+{{ snippet.header(m, group.entries) -}}
 {% endif %}
 {% endfor %}
 

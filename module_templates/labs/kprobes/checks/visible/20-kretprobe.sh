@@ -21,6 +21,9 @@ load() {
     insmod "$KO" "$@" 2> /tmp/.err || { diag "insmod $*: $(cat /tmp/.err)"; return 1; }
 }
 
+# one getppid first from another parent (a subshell that forks sh, not execs it): a
+# last_ret that kept the first return value since the load would show that one
+first=$( (sh -c 'echo $PPID'; :) )
 r0=$(num "$ROOT/ret_hits")
 shells 3
 grew "$ROOT/ret_hits" "$r0" 3 "3 shells, 3 returns"
