@@ -150,9 +150,10 @@ def test_check_points_a_crash_at_its_line_and_todo(series, tmp_path):
 
 
 def test_fops_without_its_lock_fails_the_concurrency_check(series, tmp_path):
-    """A race is caught by chance: 40 reads against two writers tore in most runs measured,
-    not all (CI saw one run of the no-lock module pass). Three copies run in one batch:
-    nothing but the concurrency check may fail in any, and it must fail in at least one."""
+    """A race is caught by chance, so three copies run in one batch: nothing but the
+    concurrency check may fail in any, and it must fail in at least one. (CI once saw all
+    three pass 40 reads when each writer wrote one content only: writers woken together run
+    in lock step and leave no torn state; the check's writers now alternate contents.)"""
     from dbgscaffold.lab.engine import run_projects
     from dbgscaffold.lab.manifest import find_lab
     from dbgscaffold.lab.project import write_project
