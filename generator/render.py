@@ -246,7 +246,7 @@ def _context(model: TemplateModel, **extra) -> dict:
     return {
         "name": model.name,
         "_model": model,
-        "_extensions": ["dbgscaffold.c_literals.CLiteralsExtension"],
+        "_extensions": ["dbgscaffold.jinja_ext.CLiteralsExtension"],
         **extra,
     }
 
@@ -256,7 +256,7 @@ def _snippets() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined  # heavy: keep --help fast
 
     return Environment(loader=FileSystemLoader(str(templates_root() / "module" / "templates")), undefined=StrictUndefined,
-                       keep_trailing_newline=True, extensions=["dbgscaffold.c_literals.CLiteralsExtension"])
+                       keep_trailing_newline=True, extensions=["dbgscaffold.jinja_ext.CLiteralsExtension"])
 
 
 def into_files(name: str) -> tuple[str, ...]:
