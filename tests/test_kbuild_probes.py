@@ -227,3 +227,23 @@ def test_only_the_most_recently_used_answers_are_kept_with_what_goes_with_them(t
     prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"{name}{suffix}" for name in "ae" for suffix in (".mk", ".mk.lock", ".warmed", ".module-common"))
+
+
+def test_a_module_for_the_vm_skips_btf_which_the_kernels_own_build_adds(project, cache, kernel_headers, tmp_path):
+    """On 6.12 (Debian's headers ship a vmlinux) kbuild gives every module a .BTF section:
+    pahole, objcopy, resolve_btfids. Nothing in the guest reads it, so the VM's builds skip
+    it; `dbgscaffold build` (the user's module) keeps it."""
+    require_tools("make", "gcc", "pahole", "readelf")
+    from dbgscaffold.runner.build import build_modules, guest_build_args
+
+    headers = kernel_headers["6.12"]
+    assert "CONFIG_DEBUG_INFO_BTF_MODULES=" in guest_build_args(headers.build_dir)
+
+    def sections(ko: Path) -> str:
+        return subprocess.run(["readelf", "-S", "-W", str(ko)], capture_output=True, text=True, check=True).stdout
+
+    assert build(project, headers.build_dir).ok
+    assert " .BTF " in sections(project / "probed.ko")
+    built = build_modules(project, headers.build_dir, headers.release, tmp_path / "out")
+    (module,) = built.modules
+    assert " .BTF " not in sections(module.debug_ko) and " .text" in sections(module.ko)

@@ -7,7 +7,7 @@ DWARF, for decoding a crash). The load order follows kbuild's modules.order, mov
 so that a module comes after every module of the build it depends on (modinfo
 `depends`). A failure raises BuildFailed, carrying the one BuildFailure shape.
 
-Pure: modinfo_fields(), load_order(), failure_of(). Edges: build_modules(), dwarf_args().
+Pure: modinfo_fields(), load_order(), failure_of(). Edges: build_modules(), guest_build_args().
 """
 
 from __future__ import annotations
@@ -116,14 +116,21 @@ def usage_failure(release: str, project: Path, message: str) -> BuildFailure:
 # ---------------------------------------------------------------- kbuild (edge)
 
 
-def dwarf_args(kdir: Path) -> tuple[str, ...]:
-    """make arguments that give the modules DWARF (for decoding a crash to a line) when the
-    kernel's own config does not: a tinyconfig-based kernel builds them without -g."""
+def guest_build_args(kdir: Path) -> tuple[str, ...]:
+    """make arguments for modules built to run in the test VM: DWARF (for decoding a crash to
+    a line) when the kernel's own config gives none (a tinyconfig-based kernel builds them
+    without -g), and no module BTF: nothing in the guest reads it (busybox, no BPF tools),
+    while pahole's BTF pass, objcopy and resolve_btfids cost ~0.15 s of every build on a
+    kernel whose build tree has a vmlinux (Debian's 6.12). Only that pass reads PAHOLE_FLAGS,
+    which 6.1's Makefile otherwise computes (scripts/pahole-flags.sh, pahole --version) six
+    times a build. `dbgscaffold build` and the project's own make keep all of it as the
+    kernel's config says."""
     try:
         config = (Path(kdir) / ".config").read_text(errors="replace")
     except OSError:
         return ()
-    return () if "\nCONFIG_DEBUG_INFO=y" in config else ("KCFLAGS=-g",)
+    return (*(() if "\nCONFIG_DEBUG_INFO=y" in config else ("KCFLAGS=-g",)),
+            *(("CONFIG_DEBUG_INFO_BTF_MODULES=", "PAHOLE_FLAGS=") if "\nCONFIG_DEBUG_INFO_BTF_MODULES=y" in config else ()))
 
 
 def _modules_order(tree: Path) -> list[str]:
@@ -161,8 +168,8 @@ def build_modules(project: Path, kdir: Path, release: str, out_dir: Path, wanted
         raise BuildFailed(usage_failure(release, project, str(exc))) from None
     out_dir = Path(out_dir)
     (out_dir / "debug").mkdir(parents=True, exist_ok=True)
-    building = (incremental_build(project, kdir, dwarf_args(kdir)) if untrusted is None
-                else untrusted_build(project, kdir, dwarf_args(kdir), untrusted))
+    building = (incremental_build(project, kdir, guest_build_args(kdir)) if untrusted is None
+                else untrusted_build(project, kdir, guest_build_args(kdir), untrusted))
     with building as (tree, result):
         kos = {p.stem: p for p in sorted(tree.rglob("*.ko"))}
         if not result.ok or not kos:
