@@ -343,7 +343,7 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
               show_default=True, help="Seconds one module's run in the VM may take before it counts as hung.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
-@click.option("--ktap", is_flag=True, help="Stream the raw KTAP results to stdout as they arrive.")
+@click.option("--ktap", is_flag=True, help="Write one KTAP document to stdout (the tables go to stderr): each module on each kernel a subtest; streamed when there is one.")
 @click.option("--keep-logs", type=click.Path(path_type=Path, file_okay=False), help="Keep console.log and results.log of each run here.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
               show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
@@ -386,11 +386,13 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
     from .runner import report
     from .runner.execute import RunOptions
     from .runner.kernels import resolve
+    from .runner.ktap_out import KtapDocument
     from .runner.project import load_project, run_tests
     from .sandbox import require as require_sandbox
     from .untrusted_build import Untrusted
 
-    out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    # --ktap: stdout is the KTAP document alone; the tables go to stderr
+    out = Console(stderr=True, highlight=False, soft_wrap=True) if ktap else Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     directories = list(directories) or [Path(".")]
     runs = []
@@ -402,7 +404,10 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
             _print_warnings(project)
         pairs, reason = resolve(kernel, all_kernels, headers)
         err.print(reason)
-        stream = ktap and len(directories) == 1  # several modules' KTAP would interleave
+        document = KtapDocument(len(projects) * len(pairs))
+        stream = ktap and document.runs == 1  # several runs' lines would interleave: each is written whole
+        if ktap:
+            click.echo(document.header(), nl=False)
         for pair in pairs:
             logs = None
             if keep_logs is not None:
@@ -411,9 +416,12 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
             with err.status(f"{names}: building and starting {pair.release}...") as status:
                 progress = report.Progress([p.name for p in projects], pair.release)
 
+                if stream:
+                    document.start(projects[0].name, pair.release)
+
                 def on_line(i: int, line: str, progress=progress) -> None:
                     if stream:
-                        click.echo(line)
+                        click.echo(document.line(line), nl=False)
                     text = progress.update(i, line)
                     if text:
                         status.update(text)
@@ -423,11 +431,11 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
                 batch = run_tests(projects, pair, options, STRESS_SECONDS if stress else 0.0, on_line,
                                   Untrusted() if untrusted else None)
             for one in batch:
+                if ktap:
+                    click.echo(document.end(one) if stream else document.whole(one), nl=False)
                 if one.build_failure is not None:
                     _print_build_failure(one.build_failure)
                     continue
-                if ktap and not stream:
-                    click.echo(one.results, nl=False)
                 report.print_run(one, out)
             runs.extend(batch)
     except UserError as exc:

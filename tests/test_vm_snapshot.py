@@ -158,5 +158,6 @@ def test_test_takes_several_directories_and_streams_ktap(tmp_path):
     assert "mydebug on 6.1" in r.stdout and "other on 6.1" in r.stdout
     r = run_cli("test", str(good), "--kernel", "6.1", "--ktap")
     assert r.exit_code == 0, r.output
-    ktap_start = r.stdout.index("KTAP version 1\n1..")
-    assert ktap_start < r.stdout.index("pass: 21 checks"), "the KTAP streams before the summary"
+    assert r.stdout.startswith("KTAP version 1\n1..1\n  KTAP version 1\n  # Subtest: mydebug on 6.1"), r.stdout[:300]
+    assert r.stdout.endswith("\nok 1 mydebug on " + r.stdout.split("# Subtest: mydebug on ", 1)[1].split("\n", 1)[0] + "\n")
+    assert "pass: 21 checks" in r.stderr and "pass: 21 checks" not in r.stdout, "stdout is the KTAP document alone"

@@ -36,8 +36,6 @@ def _per_check(t: ktap.KtapTest) -> tuple[float | None, int | None, int | None, 
             if sub.failed:
                 diagnostics += [*sub.diagnostics, f"not ok {sub.number} {sub.name}"]
     for d in diagnostics:
-        if d.startswith("Subtest: "):
-            continue
         m = _UPTIME.match(d)
         if m:
             seconds = max(0.0, float(m.group(2)) - float(m.group(1)))

@@ -18,6 +18,8 @@ Choices, after kunit_tool's parser:
 - Diagnostics (`# ...`) and unknown lines belong to the test whose result line
   follows them: the spec says diagnostics about a test come right before its
   result. Whatever follows the last result belongs to the document.
+- A subtest may have no plan (the spec allows it where the count is known only at the
+  end, as for a tests/*.sh); the top-level document without one is a problem.
 - A test in the plan whose result never arrived is `crashed`; the lines left
   over (the last words of a dying guest) go with the first missing test.
 - Results numbered beyond the plan are kept and flagged (`beyond_plan`),
@@ -211,6 +213,8 @@ def _parse_block(lines: list[_Line], i: int, indent: int, top: bool) -> tuple[Kt
             if not top and (b.tests or b.plan is not None):
                 break  # old KUnit style: the next sibling block, without a version line
             b.name_hint = m.group(1).strip()
+            i += 1
+            continue  # the block's header, no diagnostic
         # Diagnostics ('# ...') and anything unknown (kernel chatter) alike.
         b.pending.append(text[1:].lstrip() if text.startswith("#") else text)
         i += 1
@@ -253,8 +257,8 @@ def _finish(b: _Block, top: bool) -> KtapDocument:
             shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
             b.problems.append(f"no result for test {shown} of 1..{b.plan} (crashed or hung?)")
         tests.sort(key=lambda t: t.number)
-    elif tests or b.pending_sub is not None:
-        b.problems.append("no plan line")
+    elif top and (tests or b.pending_sub is not None):
+        b.problems.append("no plan line")  # a subtest may leave it out: its count may be known only at its end
     if b.pending_sub is not None:
         b.problems.append("a subtest block without a result line of its own")
         tests.append(KtapTest((tests[-1].number + 1) if tests else 1, b.pending_sub.name, None, subtests=b.pending_sub))

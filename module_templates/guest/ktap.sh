@@ -265,15 +265,20 @@ checks_done() {
 # run_user_check N NAME SCRIPT: a tests/*.sh of the user's as one check, its own
 # results indented as a KTAP subtest. With DBGS_CHECK_LIB set (a lab's checks/lib.sh),
 # that file is sourced first: functions the lab's checks share.
+# The subtest is laid out as KUnit's are (the kernel's kunit_parser reads it): the
+# indented version line, then "# Subtest: NAME", then the results. No plan: how many
+# results a script gives is known only at its end, and the spec lets a plan be left out
+# then (a plan after the results is no KTAP; the parent's result line ends the subtest).
 _user() {
     _dbgs_res "  KTAP version 1"
+    _dbgs_res "  # Subtest: $DBGS_SUBTEST"
     # a subshell, not `sh -c`: the token stays a shell variable (see above)
-    (DBGS_INDENT='  '; . /checks/ktap.sh; [ -z "${DBGS_CHECK_LIB:-}" ] || . "$DBGS_CHECK_LIB"; . "$DBGS_SCRIPT"; _dbgs_res "  1..$DBGS_N"; exit $DBGS_FAILED)
+    (DBGS_INDENT='  '; . /checks/ktap.sh; [ -z "${DBGS_CHECK_LIB:-}" ] || . "$DBGS_CHECK_LIB"; . "$DBGS_SCRIPT"; exit $DBGS_FAILED)
 }
 run_user_check() { # N NAME PATH
-    _dbgs_res "# Subtest: $2"
     DBGS_SCRIPT=$3
-    export DBGS_SCRIPT
+    DBGS_SUBTEST=$2
+    export DBGS_SCRIPT DBGS_SUBTEST
     run_check "$1" "$2" _user
 }
 
