@@ -172,13 +172,17 @@ def spec_check(file: Path) -> None:
               help="A kernel build directory to build against (repeatable; default: every /lib/modules/*/build).")
 @click.option("--no-checkpatch", is_flag=True, help="Skip checkpatch.pl.")
 @click.option("--no-build", is_flag=True, help="Skip the W=1 C=2 builds.")
-def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema dbgscaffold/lint/v1) instead.")
+def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build: bool, as_json: bool) -> None:
     """Hold a module project to the kernel's bar: checkpatch --strict and W=1
     builds with sparse against each kernel's headers, all with zero findings.
 
     Exit 0 when clean, 1 on any finding, 3 when a build fails, 4 when a tool
     or kernel headers are missing.
     """
+    from dataclasses import asdict
+
+    from . import schemas
     from .errors import EXIT_BUILD, EXIT_CHECKS_FAILED, EnvironmentProblem
     from .kernels import KernelHeaders, find_headers
     from .lint import lint as run_lint
@@ -192,7 +196,20 @@ def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build
             raise EnvironmentProblem("error: no kernel headers found in /lib/modules/*/build. Fix: apt-get install linux-headers-amd64, or pass --kdir.")
         report = run_lint(directory, kernels, checkpatch=not no_checkpatch)
     except UserError as exc:
+        if as_json:
+            click.echo(schemas.dumps(schemas.LINT, {"exit_code": exc.exit_code, "error": str(exc), "checkpatch": None, "builds": []}), nl=False)
         _fail(exc)
+    code = EXIT_BUILD if report.build_failed else EXIT_CHECKS_FAILED if report.findings else 0
+    if as_json:
+        checkpatch = report.checkpatch
+        click.echo(schemas.dumps(schemas.LINT, {
+            "exit_code": code, "error": None,
+            "checkpatch": None if checkpatch is None else {
+                "lines_checked": checkpatch.lines_checked, "findings": [asdict(f) for f in checkpatch.findings]},
+            "builds": [{"kernel": release, "ok": result.ok, "seconds": round(result.seconds, 2),
+                        "diagnostics": [asdict(d) for d in result.diagnostics]} for release, result in report.builds.items()],
+        }), nl=False)
+        sys.exit(code)
     if report.checkpatch is not None:
         for finding in report.checkpatch.findings:
             click.echo(str(finding))
@@ -203,10 +220,7 @@ def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build
             click.echo(f"[{release}] {diag}")
         state = "clean" if result.ok and not result.diagnostics else ("FAILED" if not result.ok else f"{len(result.diagnostics)} findings")
         click.echo(f"build {release} W=1 C=2: {state} ({result.seconds:.1f} s)")
-    if report.build_failed:
-        sys.exit(EXIT_BUILD)
-    if report.findings:
-        sys.exit(EXIT_CHECKS_FAILED)
+    sys.exit(code)
 
 
 @cli.command("check-config")
@@ -343,7 +357,8 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
               show_default=True, help="Seconds one module's run in the VM may take before it counts as hung.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
-@click.option("--ktap", is_flag=True, help="Write one KTAP document to stdout (the tables go to stderr): each module on each kernel a subtest; streamed when there is one.")
+@click.option("--ktap", is_flag=True,
+              help="Write one KTAP document to stdout (the tables go to stderr): each module on each kernel a subtest; streamed when there is one.")
 @click.option("--keep-logs", type=click.Path(path_type=Path, file_okay=False), help="Keep console.log and results.log of each run here.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
               show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
@@ -384,9 +399,10 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
     from rich.console import Console
 
     from .runner import report
-    from .runner.execute import RunOptions
+    from .runner.execute import RunOptions, failure_of_error
     from .runner.kernels import resolve
     from .runner.ktap_out import KtapDocument
+    from .runner.model import TestRun
     from .runner.project import load_project, run_tests
     from .sandbox import require as require_sandbox
     from .untrusted_build import Untrusted
@@ -395,7 +411,8 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
     out = Console(stderr=True, highlight=False, soft_wrap=True) if ktap else Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     directories = list(directories) or [Path(".")]
-    runs = []
+    runs: list = []
+    releases: list[str] = []
     try:
         if untrusted:
             require_sandbox("test --untrusted")
@@ -403,6 +420,7 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
         for project in projects:
             _print_warnings(project)
         pairs, reason = resolve(kernel, all_kernels, headers)
+        releases = [p.release for p in pairs]
         err.print(reason)
         document = KtapDocument(len(projects) * len(pairs))
         stream = ktap and document.runs == 1  # several runs' lines would interleave: each is written whole
@@ -439,15 +457,26 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
                 report.print_run(one, out)
             runs.extend(batch)
     except UserError as exc:
+        # the reports say it too: CI gets an error test case, not a missing file
+        ran = {r.release for r in runs}
+        runs += [TestRun.of_build_failure(Path(d).resolve().name, failure_of_error(release, Path(d), exc))
+                 for release in ([r for r in releases if r not in ran] or [""]) for d in directories]
+        _write_reports(runs, junit, json_path)
         _fail(exc)
-    if junit is not None:
-        atomic_write(junit, report.junit_xml(runs).encode())
-    if json_path is not None:
-        atomic_write(json_path, report.json_text(runs).encode())
+    _write_reports(runs, junit, json_path)
     if len(runs) > 1:
         for one in runs:
             out.print(f"{one.module} on {one.release}: {one.verdict} (exit {one.exit_code})")
     sys.exit(max(r.exit_code for r in runs))
+
+
+def _write_reports(runs, junit: Path | None, json_path: Path | None) -> None:
+    from .runner import report
+
+    if junit is not None:
+        atomic_write(junit, report.junit_xml(runs).encode())
+    if json_path is not None:
+        atomic_write(json_path, report.json_text(runs).encode())
 
 
 def _print_build_failure(failure) -> None:
@@ -464,29 +493,41 @@ def _print_build_failure(failure) -> None:
 
 
 @cli.command()
-def kernels() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema dbgscaffold/kernels/v1) instead.")
+def kernels(as_json: bool) -> None:
     """List the kernels tests can use: the installed image + headers pairs (and which
-    one is the default), then the kernel build trees given to --kernel PATH before."""
+    one is the default), then the kernel build trees given to --kernel PATH before.
+    Exit 4 when there is none."""
     import os
 
+    from . import schemas
+    from .kernel_build import built_kernels
     from .runner.kernels import remembered_trees
     from .vm import images
 
     scan = images.scan_pairs()
     default, reason = images.choose_default(scan.pairs, os.uname().release)
+    built = built_kernels()
+    trees = [(tree, release) for tree, release in remembered_trees() if all(tree != b.tree for b in built)]
+    if as_json:
+        click.echo(schemas.dumps(schemas.KERNELS, {
+            "default": default.release if default else None,
+            "reason": reason,
+            "pairs": [{"release": p.release, "image": str(p.image), "build_dir": str(p.build_dir), "default": p == default} for p in scan.pairs],
+            "incomplete": [str(x) for x in scan.problems],
+            "built": [{"name": b.name, "release": b.release, "tree": str(b.tree)} for b in built],
+            "trees": [{"release": release, "tree": str(tree)} for tree, release in trees],
+        }), nl=False)
+        sys.exit(0 if default else 4)
     for pair in scan.pairs:
         mark = "*" if pair == default else " "
         click.echo(f"{mark} {pair.release:28} {pair.image}  {pair.build_dir}")
     for problem in scan.problems:
         click.echo(f"  incomplete: {problem}")
-    from .kernel_build import built_kernels
-
-    built = built_kernels()
     for b in built:
         click.echo(f"  {b.release:28} {b.tree}  (--kernel {b.name}: built by 'dbgscaffold kernel build')")
-    for tree, release in remembered_trees():
-        if all(tree != b.tree for b in built):
-            click.echo(f"  {release:28} {tree}  (--kernel {tree})")
+    for tree, release in trees:
+        click.echo(f"  {release:28} {tree}  (--kernel {tree})")
     click.echo(f"default: {reason}" if default else f"no kernel: {reason}. Fix: apt-get install linux-image-amd64 linux-headers-amd64.")
     if default is None:
         sys.exit(4)
@@ -533,19 +574,25 @@ def kernel_build_command(source: str | None, profiles: tuple[str, ...], jobs: in
 
 
 @cli.command()
-def doctor() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema dbgscaffold/doctor/v1) instead.")
+def doctor(as_json: bool) -> None:
     """Check what `dbgscaffold test` needs: qemu, a readable kernel image, matching
     headers, a static busybox, make, and whether KVM is usable. Each problem
     comes with the exact fix. Exit 4 when something required is missing."""
+    from . import schemas
     from .doctor import diagnose
 
-    missing = False
-    for item in diagnose():
+    items = diagnose()
+    missing = any(item.state == "fail" for item in items)
+    if as_json:
+        click.echo(schemas.dumps(schemas.DOCTOR, {"ready": not missing, "items": [
+            {"what": i.what, "state": i.state, "detail": i.detail, "fix": i.fix or None} for i in items]}), nl=False)
+        sys.exit(4 if missing else 0)
+    for item in items:
         mark = {"ok": click.style("ok  ", fg="green"), "warn": click.style("note", fg="yellow"), "fail": click.style("FAIL", fg="red")}[item.state]
         click.echo(f"{mark} {item.what}: {item.detail}")
         if item.fix:
             click.echo(f"     Fix: {item.fix}")
-        missing |= item.state == "fail"
     if missing:
         sys.exit(4)
 

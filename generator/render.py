@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import kbuild_edit
+from . import kbuild_edit, schemas
 from .errors import EnvironmentProblem, UserError
 from .kbuild import module_makefile
 from .kinds import KINDS
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
 MANIFEST = ".dbgscaffold-manifest.json"  # what regen owns, with content hashes
-MANIFEST_VERSION = 1
+OLD_MANIFEST_FORMAT = 1  # a project generated before the schema key: read alike
 USER_DIR = "user"
 
 
@@ -297,7 +297,7 @@ def _sha256(path: Path) -> str:
 
 def _write_manifest(project: Path, name: str, generated: list[str], into: dict | None = None) -> None:
     data = {
-        "format": MANIFEST_VERSION,
+        "schema": schemas.PROJECT_MANIFEST,
         "module": name,
         "generated": {f: _sha256(project / f) for f in generated},
         **({"into": into} if into else {}),
@@ -375,7 +375,8 @@ def _read_manifest(project: Path) -> dict:
         ) from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: error: unreadable manifest ({exc}). Fix: restore it from version control.") from None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_VERSION or not isinstance(data.get("generated"), dict):
+    known = data.get("schema") == schemas.PROJECT_MANIFEST or data.get("format") == OLD_MANIFEST_FORMAT if isinstance(data, dict) else False
+    if not known or not isinstance(data.get("generated"), dict):
         raise UserError(f"{path}: error: unknown manifest format. Fix: restore it, or regenerate with 'dbgscaffold new --force'.")
     return data
 

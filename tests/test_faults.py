@@ -478,3 +478,29 @@ def test_a_signal_during_a_sandboxed_build_stops_it_at_once(tmp_path, sig):
     assert "Traceback" not in err
     time.sleep(0.5)
     assert not _processes(tag), "the sandbox outlived the command"
+
+
+def test_the_reports_are_written_whatever_stops_the_run(tmp_path):
+    """--junit and --json on every outcome (issue 15): a missing tool (exit 4) and an unknown
+    kernel (exit 2) become one error test case each, with the message, not a missing file."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    require(bool(images.scan_pairs().pairs), "a kernel image + headers pair")
+    assert run_cli("new", "mydebug", "-o", str(tmp_path / "mydebug")).exit_code == 0
+    junit, report = tmp_path / "j.xml", tmp_path / "r.json"
+    env = {**os.environ, "PATH": path_without(tmp_path, "qemu-system-")}
+    r = cli(["test", str(tmp_path / "mydebug"), "--kernel", "6.1", "--junit", str(junit), "--json", str(report)], env=env)
+    clean(r, 4, "'qemu-system-x86_64' is not installed")
+    (run,) = json.loads(report.read_text())["runs"]
+    assert run["exit_code"] == 4 and run["verdict"].startswith("not run: ") and "qemu-system-x86_64" in run["verdict"], run
+    (case,) = ET.parse(junit).getroot().iter("testcase")
+    assert case.get("name") == "setup" and "." not in case.get("classname") and case.get("classname").startswith("mydebug on 6_1_")
+    assert "qemu-system-x86_64" in case.find("error").get("message")
+
+    r = cli(["test", str(tmp_path / "mydebug"), "--kernel", "9.99", "--junit", str(junit), "--json", str(report)])
+    assert r.returncode in (2, 4) and "Traceback" not in r.stderr, r.stderr
+    (run,) = json.loads(report.read_text())["runs"]
+    assert run["exit_code"] == r.returncode and run["kernel"] == "", run
+    (case,) = ET.parse(junit).getroot().iter("testcase")
+    assert case.get("classname") == "mydebug on no kernel" and case.find("error") is not None

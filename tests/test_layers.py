@@ -21,7 +21,7 @@ LAYERS = (
     ("runner", 3),
     ("vm", 2), ("kbuild", 2), ("kbuild_edit", 2), ("untrusted_build", 2), ("kernel_build", 2), ("render", 2), ("jinja_ext", 2), ("kconfig", 2), ("lint", 2), ("checkpatch", 2), ("doctor", 2),
     ("spec", 1), ("test_table", 1), ("spec_model", 1), ("kinds", 1), ("c_literals", 1), ("problems", 1),
-    ("errors", 0), ("paths", 0), ("procs", 0), ("sandbox", 0), ("bounded", 0), ("elf", 0), ("kernels", 0), ("inputs", 0), ("__init__", 0),
+    ("errors", 0), ("paths", 0), ("procs", 0), ("sandbox", 0), ("bounded", 0), ("elf", 0), ("kernels", 0), ("inputs", 0), ("schemas", 0), ("__init__", 0),
 )
 
 

@@ -44,7 +44,7 @@ def test_junit_failure_error_skipped_and_the_log():
 def test_json_has_release_accel_boot_and_durations():
     run = judge("m", NAMES, rr(PASS), release="6.1.0-1-amd64", accel="tcg", accel_reason="TCG: no vmx")
     doc = json.loads(report.json_text([run]))
-    assert doc["version"] == 1 and doc["exit_code"] == 0
+    assert doc["schema"] == "dbgscaffold/test/v1" and doc["exit_code"] == 0
     r = doc["runs"][0]
     assert (r["kernel"], r["accel"], r["boot_seconds"]) == ("6.1.0-1-amd64", "tcg", 1.2)
     assert [c["seconds"] is not None for c in r["checks"]] == [True, True, True, False]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import schemas
 from ..errors import UserError
 from .dotconfig import DotConfig, find_running_config, makefile_version, read_dotconfig
 from .flat import FAIL, OptionResult, check_flat, run_status
@@ -18,7 +19,6 @@ from .profiles import Profile, load_profile
 if TYPE_CHECKING:  # fix.py imports the Kconfig machinery: only its types are needed here
     from .fix import ApplyResult, WriteResult
 
-JSON_SCHEMA = "dbgscaffold/check-config/v1"
 DEFAULT_PROFILES = ("systemtap",)
 
 
@@ -72,7 +72,7 @@ class CheckReport:
     def to_dict(self) -> dict:
         failed = [r for r in self.results if r.status == FAIL]
         return {
-            "schema": JSON_SCHEMA,
+            "schema": schemas.CHECK_CONFIG,
             "config": {
                 "path": str(self.config_path),
                 "kernel_version": self.config.version_text or None,

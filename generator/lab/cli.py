@@ -61,16 +61,27 @@ def _requirements(the_lab, pairs) -> str:
 
 
 @lab.command("list")
-def list_labs() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema dbgscaffold/lab-list/v1) instead.")
+def list_labs(as_json: bool) -> None:
     """List the labs: id, title, tasks and points, kernels, requirements."""
     from rich.console import Console
     from rich.table import Table
 
+    from .. import schemas
     from ..runner.kernels import by_series
     from .manifest import discover
 
     found = discover()
     pairs = by_series()
+    if as_json:
+        click.echo(schemas.dumps(schemas.LAB_LIST, {
+            "labs": [{"id": lb.id, "title": lb.title, "max_points": lb.max_points,
+                      "tasks": [{"number": t.number, "title": t.title, "points": t.points} for t in lb.tasks],
+                      "kernels": [{"series": s, "installed": s in pairs} for s in lb.kernels],
+                      "requirements": _requirements(lb, pairs)} for lb in found.labs],
+            "broken": [{"lab": name, "error": str(exc)} for name, exc in found.broken],
+        }), nl=False)
+        return
     table = Table(show_lines=False)
     for col in ("lab", "title", "tasks (points)", "kernels", "requirements"):
         table.add_column(col)
@@ -158,8 +169,11 @@ def _print_outcome(o, out) -> None:
 @_CHECK_TIMEOUT
 @click.option("--untrusted", is_flag=True, help="Not your code (a TA checking a student's): build a copy with the lab's "
               "Kbuild in a sandbox (bubblewrap), as lab grade does.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the JSON report here (schema dbgscaffold/lab-check/v1), whatever happens.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here, whatever happens.")
 def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, timeout: float, check_timeout: float,
-          untrusted: bool) -> None:
+          untrusted: bool, json_path: Path | None, junit: Path | None) -> None:
     """Build the lab project in DIRECTORY, run its checks in the VM and score each task.
 
     Exit: 0 every task passes, 1 a check failed, 3 build failed, 4 environment
@@ -176,6 +190,9 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
 
     out = Console(highlight=False, soft_wrap=True)
     codes = []
+    outcomes: list = []
+    lab_id = None
+    releases: list[str] = []
     try:
         how = None
         if untrusted:
@@ -184,19 +201,49 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
 
             require_sandbox("lab check --untrusted")
         the_lab = find_lab(lab_of(directory))
+        lab_id = the_lab.id
         if untrusted:
             how = Untrusted(hide=(the_lab.root,))  # not even the lab's hidden checks
         pairs, reason = resolve(kernel, all_kernels)
+        releases = [p.release for p in pairs]
         click.echo(reason, err=True)
         for pair in pairs:
             with out.status(f"{the_lab.id}: building and running on {pair.release}..."):
                 o = run_projects(the_lab, [(directory.name or ".", directory)], pair, hidden, jobs=1, timeout=timeout,
                                  check_timeout=check_timeout, untrusted=how)[0]
             _print_outcome(o, out)
+            outcomes.append(o)
             codes.append(o.score.exit_code)
     except UserError as exc:
+        _write_check_reports(directory, lab_id, outcomes, releases, exc, json_path, junit)
         _fail(exc)
+    _write_check_reports(directory, lab_id, outcomes, releases, None, json_path, junit)
     sys.exit(max(codes))
+
+
+def _write_check_reports(directory: Path, lab_id: str | None, outcomes: list, releases: list[str], exc, json_path: Path | None,
+                         junit: Path | None) -> None:
+    """lab check's --json and --junit: every kernel's outcome, and what stopped the rest (an
+    error test case in JUnit, `error` in the JSON)."""
+    from .. import schemas
+    from ..paths import atomic_write
+    from ..runner.execute import failure_of_error
+    from ..runner.model import TestRun
+    from ..runner.report import junit_xml
+    from .grade import student_doc
+
+    runs = [o.run for o in outcomes]
+    if exc is not None:
+        ran = {o.release for o in outcomes}
+        runs += [TestRun.of_build_failure(directory.resolve().name, failure_of_error(r, directory, exc))
+                 for r in ([r for r in releases if r not in ran] or [""])]
+    codes = [o.score.exit_code for o in outcomes] + ([exc.exit_code] if exc is not None else [])
+    if json_path is not None:
+        atomic_write(json_path, schemas.dumps(schemas.LAB_CHECK, {
+            "lab": lab_id, "exit_code": max(codes), "error": str(exc) if exc is not None else None,
+            "runs": [student_doc(o) for o in outcomes]}).encode())
+    if junit is not None:
+        atomic_write(junit, junit_xml(runs).encode())
 
 
 # ---------------------------------------------------------------- selfcheck

@@ -16,13 +16,14 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import schemas
 from ..errors import EXIT_USAGE, UserError
 from ..paths import atomic_write
 from ..untrusted_build import MAX_SOURCE_BYTES
 from .manifest import Lab
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar")
-REPORT_FORMAT = "dbgscaffold-lab-grades-1"
+OLD_REPORT_FORMAT = "dbgscaffold-lab-grades-1"  # the same document, before the schema key
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def student_doc(outcome) -> dict:
 
 def report_doc(lab: Lab, students: list[dict]) -> dict:
     return {
-        "format": REPORT_FORMAT,
+        "schema": schemas.LAB_GRADES,
         "lab": lab.id,
         "tasks": [{"number": 0, "title": "the module builds, loads and unloads", "points": lab.load_points}]
         + [{"number": t.number, "title": t.title, "points": t.points} for t in lab.tasks],
@@ -179,8 +180,8 @@ def merge_docs(docs: list[dict], sources: list[str] | None = None) -> dict:
     seen: dict[str, str] = {}
     students = []
     for doc, name in zip(docs, names):
-        if doc.get("format") != REPORT_FORMAT:
-            raise UserError(f"{name}: error: not a dbgscaffold lab report (format {doc.get('format')!r}). Fix: pass the .json written by 'lab grade'.")
+        if doc.get("schema") != schemas.LAB_GRADES and doc.get("format") != OLD_REPORT_FORMAT:
+            raise UserError(f"{name}: error: not a dbgscaffold lab report (schema {doc.get('schema')!r}). Fix: pass the .json written by 'lab grade'.")
         if doc["lab"] != first["lab"] or doc["tasks"] != first["tasks"]:
             raise UserError(f"{name}: error: a report of lab {doc['lab']!r}, not {first['lab']!r} (or other tasks). Fix: merge one lab's shards.")
         for s in doc["students"]:

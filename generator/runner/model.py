@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import EXIT_BUILD
 from ..kbuild import Diagnostic
 from ..vm import crash
 from .decode import Frame
@@ -139,10 +140,12 @@ class TestRun:
 
     @classmethod
     def of_build_failure(cls, module: str, failure: BuildFailure) -> TestRun:
-        """The run of a module that did not build: no checks, the failure's exit code."""
+        """The run of a module that did not build, or did not get as far (a usage error, exit 2;
+        a missing tool or kernel, exit 4): no checks, the failure's exit code."""
         return cls(
             module=module, release=failure.release, accel="", accel_reason="", image_kind="", checks=(), crashes=(),
             taint=None, ended="not started", timed_out=False, boot_seconds=None, wall_seconds=0.0, build_seconds=0.0,
             pack_seconds=0.0, console="", results="", exit_code=failure.exit_code,
-            verdict=f"build failed: {failure.message}", warnings=failure.lines, build_failure=failure,
+            verdict=f"{'build failed' if failure.exit_code == EXIT_BUILD else 'not run'}: {failure.message}", warnings=failure.lines,
+            build_failure=failure,
         )

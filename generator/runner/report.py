@@ -15,11 +15,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from .. import schemas
+from ..errors import EXIT_BUILD
 from .decode import Frame
 from .leaks import distinct
 from .model import Status, TestRun
 
-JSON_VERSION = 1
 _STYLE = {Status.PASS: "green", Status.SKIP: "yellow", Status.FAIL: "red", Status.CRASHED: "bold red", Status.TIMEOUT: "bold red",
           Status.NOT_RUN: "dim"}
 SUBTESTS_SHOWN = 40  # lines of a check's subtest (e.g. discovered files) in the table
@@ -29,6 +30,12 @@ KERNEL_FRAMES_SHOWN = 6  # decoded kernel frames of a report, innermost first (a
 def _clean(text: str) -> str:
     """XML 1.0 forbids most control characters; a kernel log may hold some."""
     return "".join(ch if ch in "\t\n\r" or ord(ch) >= 0x20 else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def junit_classname(run: TestRun) -> str:
+    """`mydebug on 6_1_0-57-amd64`: Jenkins and GitLab split a classname at its dots into
+    packages, and a kernel release is full of them."""
+    return f"{run.module} on {run.release or 'no kernel'}".replace(".", "_")
 
 
 def junit_xml(runs: Sequence[TestRun]) -> str:
@@ -44,8 +51,9 @@ def junit_xml(runs: Sequence[TestRun]) -> str:
         props = ET.SubElement(suite, "properties")
         for key, value in (("kernel", run.release), ("accel", run.accel), ("verdict", run.verdict), ("exit_code", str(run.exit_code))):
             ET.SubElement(props, "property", name=key, value=_clean(value))
+        classname = junit_classname(run)
         for c in run.checks:
-            case = ET.SubElement(suite, "testcase", classname=f"{run.module}.{run.release}", name=_clean(f"{c.number} {c.name}"),
+            case = ET.SubElement(suite, "testcase", classname=classname, name=_clean(f"{c.number} {c.name}"),
                                  time=f"{c.seconds or 0:.3f}")
             detail = _clean("\n".join(c.diagnostics))
             if c.status is Status.FAIL:
@@ -56,10 +64,11 @@ def junit_xml(runs: Sequence[TestRun]) -> str:
                 el.text = _clean(c.crash.excerpt if c.crash else detail)
             elif c.status is Status.SKIP:
                 ET.SubElement(case, "skipped", message=_clean(c.diagnostics[0] if c.diagnostics else "skipped"))
-        if run.build_failure is not None:  # nothing ran: the build is the one test case, in error
-            case = ET.SubElement(suite, "testcase", classname=f"{run.module}.{run.release}", name="build", time="0.000")
-            ET.SubElement(case, "error", message=_clean(run.build_failure.message), type=Status.BUILD_FAILED).text = _clean(
-                "\n".join(run.build_failure.lines))
+        if run.build_failure is not None:  # nothing ran: the build (or what stopped it first) is the one test case, in error
+            built = run.build_failure.exit_code == EXIT_BUILD
+            case = ET.SubElement(suite, "testcase", classname=classname, name="build" if built else "setup", time="0.000")
+            ET.SubElement(case, "error", message=_clean(run.build_failure.message),
+                          type=Status.BUILD_FAILED if built else Status.NOT_RUN).text = _clean("\n".join(run.build_failure.lines))
         ET.SubElement(suite, "system-out").text = _clean(run.console)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
@@ -72,7 +81,7 @@ def _frame_doc(f: Frame) -> dict:
 
 def json_doc(runs: Sequence[TestRun]) -> dict:
     return {
-        "version": JSON_VERSION,
+        "schema": schemas.TEST_REPORT,
         "exit_code": max((r.exit_code for r in runs), default=0),
         "runs": [
             {
