@@ -125,7 +125,8 @@ def test_shard_spec_is_validated():
 
 
 def test_the_workflow_is_valid_yaml_with_a_matrix_and_a_merge_job(tmp_path):
-    doc = yaml.safe_load(workflow_yaml("debugfs-basics", 3, "subs"))
+    doc = yaml.safe_load(workflow_yaml("debugfs-basics", 3, "./dist/dbgscaffold-0.1.0-py3-none-any.whl", "subs"))
+    assert doc["permissions"] == {"contents": "read"}
     grade, merge = doc["jobs"]["grade"], doc["jobs"]["merge"]
     assert grade["strategy"]["matrix"]["shard"] == [1, 2, 3] and merge["needs"] == "grade"
     run = "\n".join(s.get("run", "") for s in grade["steps"])
@@ -136,12 +137,18 @@ def test_the_workflow_is_valid_yaml_with_a_matrix_and_a_merge_job(tmp_path):
     assert result.exit_code == 0, result.output
     written = yaml.safe_load(out.read_text())
     assert written["jobs"]["grade"]["strategy"]["matrix"]["shard"] == [1, 2, 3, 4, 5]
-    assert "pip install git+https://example.org/d.git" in written["jobs"]["merge"]["steps"][1]["run"]
+    merge_run = next(s["run"] for s in written["jobs"]["merge"]["steps"] if "run" in s)
+    assert "pip install git+https://example.org/d.git" in merge_run
+    assert written["jobs"]["merge"]["steps"][0]["uses"].startswith("actions/checkout@")  # a wheel in the repository
+    unnamed = run_cli("lab", "grade", "--lab", "debugfs-fops", "--workflow", str(tmp_path / "x.yml"))
+    assert unnamed.exit_code == 2 and "--install" in unnamed.output and not (tmp_path / "x.yml").exists()
     gitlab = tmp_path / ".gitlab-ci.yml"
-    result = run_cli("lab", "grade", "--lab", "debugfs-fops", "--workflow", str(gitlab), "--ci", "gitlab", "--shards", "5")
+    result = run_cli("lab", "grade", "--lab", "debugfs-fops", "--workflow", str(gitlab), "--ci", "gitlab", "--shards", "5",
+                     "--install", "./dist/my wheel.whl")
     assert result.exit_code == 0, result.output
     written = yaml.safe_load(gitlab.read_text())
     assert written["grade"]["parallel"] == 5 and written["merge"]["needs"] == ["grade"]
+    assert "/opt/dbgscaffold/bin/pip install './dist/my wheel.whl'" in written["grade"]["script"]  # quoted
     assert any("--shard $CI_NODE_INDEX/$CI_NODE_TOTAL" in line for line in written["grade"]["script"])
     # each script item is a command of its own: none may continue on the next
     assert not [line for line in written["grade"]["script"] + written["merge"]["script"] if line.rstrip().endswith("\\")]

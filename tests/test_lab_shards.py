@@ -37,8 +37,8 @@ def _class(repo: Path) -> None:
 
 def _commands() -> tuple[str, str]:
     """The shard command (with {k}) and the merge command, the same in both workflows."""
-    github = yaml.safe_load(workflow_yaml(LAB, SHARDS, "subs", "6.1", 2))
-    gitlab = yaml.safe_load(gitlab_ci_yaml(LAB, SHARDS, "subs", "6.1", 2))
+    github = yaml.safe_load(workflow_yaml(LAB, SHARDS, "git+https://example.org/d.git", "subs", "6.1", 2))
+    gitlab = yaml.safe_load(gitlab_ci_yaml(LAB, SHARDS, "git+https://example.org/d.git", "subs", "6.1", 2))
     gh_shard = next(s["run"] for s in github["jobs"]["grade"]["steps"] if "lab grade" in s.get("run", ""))
     gl_shard = next(line for line in gitlab["grade"]["script"] if "lab grade" in line)
     assert gh_shard.replace("${{ matrix.shard }}", "{k}") == gl_shard.replace("$CI_NODE_INDEX", "{k}").replace("$CI_NODE_TOTAL", str(SHARDS))

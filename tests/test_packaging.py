@@ -140,3 +140,37 @@ def test_installed_wheel_lists_the_labs_outside_the_checkout(built, tmp_path):
     assert start.returncode == 0, start.stderr
     assert "# TODO 1:" in (skeleton / "trace.sh").read_text()
     assert (skeleton / "tests" / "lib.sh").is_file() and (skeleton / "tests" / "10-function.sh").is_file()
+
+
+def test_kconfiglib_is_the_version_the_compat_layer_is_written_for():
+    """kconfig/compat.py overrides kconfiglib's private methods: another version may have
+    changed them without notice, so pyproject pins the one it is written for."""
+    import kconfiglib
+
+    from dbgscaffold.kconfig.compat import KCONFIGLIB_VERSION
+
+    wanted = ".".join(map(str, KCONFIGLIB_VERSION))
+    assert kconfiglib.VERSION == KCONFIGLIB_VERSION, (
+        f"kconfiglib {'.'.join(map(str, kconfiglib.VERSION))} is installed; kconfig/compat.py is written for {wanted} "
+        "(it overrides Kconfig._open and _config_contents): check those against the new version, then move the pin")
+    requires = metadata.requires("dbgscaffold") or []
+    assert f"kconfiglib=={wanted}" in requires, requires
+    for name in ("_open", "_config_contents"):
+        assert callable(getattr(kconfiglib.Kconfig, name, None)), f"kconfiglib.Kconfig.{name} is gone"
+
+
+def test_every_imported_distribution_is_declared():
+    """What the package imports from outside the standard library is in its dependencies
+    (jinja2 came with cookiecutter, undeclared, until issue 15)."""
+    import ast
+
+    imported = set()
+    for path in (REPO / SOURCE_ROOT).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in ("dbgscaffold", "__future__")}
+    declared = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in metadata.requires("dbgscaffold") or [] if "extra ==" not in r}
+    assert third_party and {m.lower() for m in third_party} <= declared, (third_party, declared)

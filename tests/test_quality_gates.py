@@ -109,3 +109,30 @@ def test_checkpatch_gate_catches_style_problems(projects, checkpatch_script, tmp
     result = run_checkpatch([Path("mydebug_debugfs.c")], checkpatch_script, cwd=project)
     types = {f.type for f in result.findings}
     assert {"CODE_INDENT", "SPACING"} <= types, result.output
+
+
+def test_the_projects_own_make_checkpatch_runs_on_our_sources_only(projects, kernel_headers, checkpatch_script, tmp_path):
+    """The generated Makefile: after a build (kbuild writes NAME.mod.c beside the sources),
+    `make checkpatch` checks only our files, with $(KDIR)'s checkpatch.pl or, where the
+    headers have none (Debian's), through `dbgscaffold lint`."""
+    import os
+    import sys
+
+    require_tools("make", "gcc")
+    work = tmp_path / "p"
+    shutil.copytree(projects["classic"], work)
+    kdir = f"KDIR={kernel_headers['6.1'].build_dir}"
+    assert subprocess.run(["make", "-C", str(work), kdir], capture_output=True, check=False).returncode == 0
+    assert (work / "mydebug.mod.c").is_file()
+    given = subprocess.run(["make", "-C", str(work), kdir, "checkpatch", f"CHECKPATCH={checkpatch_script}"],
+                           capture_output=True, text=True, check=False)
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert "mydebug_debugfs.c" in given.stdout and ".mod.c" not in given.stdout
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # where the dbgscaffold script is
+    found = subprocess.run(["make", "-C", str(work), kdir, "checkpatch"], capture_output=True, text=True, check=False,
+                           env={**os.environ, "PATH": path})
+    assert found.returncode == 0 and "dbgscaffold lint --no-build ." in found.stdout and "checkpatch --strict: clean" in found.stdout, (
+        found.stdout + found.stderr)
+    bare = subprocess.run(["make", "-C", str(work), kdir, "checkpatch"], capture_output=True, text=True, check=False,
+                          env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert bare.returncode != 0 and "Fix: make checkpatch CHECKPATCH=" in bare.stdout + bare.stderr

@@ -40,6 +40,11 @@ from glob import glob
 
 import kconfiglib
 
+# The version this layer is written for: it overrides kconfiglib's private _open and
+# _config_contents and calls _warning_if_fn/_error_if_fn, which another version may
+# change without notice. pyproject.toml pins it; tests/test_packaging.py checks both.
+KCONFIGLIB_VERSION = (14, 1, 0)
+
 # Bump when the rewrite or the pickled layout changes: it is part of the
 # parsed-tree cache key.
 COMPAT_VERSION = 1

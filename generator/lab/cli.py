@@ -340,7 +340,8 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
 @click.option("--ci", type=click.Choice(["github", "gitlab"]), default="github", show_default=True,
               help="With --workflow: GitHub Actions (a matrix) or GitLab CI (parallel jobs).")
 @click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True, help="With --workflow: how many runners.")
-@click.option("--install", default="dbgscaffold", show_default=True, help="With --workflow: what the runners pip-install (e.g. git+https://host/you/dbgscaffold).")
+@click.option("--install", metavar="SPEC", help="With --workflow (required): what the runners pip-install: your dbgscaffold repository "
+              "(git+https://host/you/dbgscaffold) or a wheel committed beside the submissions (./dist/dbgscaffold-0.1.0-py3-none-any.whl).")
 @click.option("--no-sandbox", is_flag=True, help="Build the submissions without the sandbox (only if you trust every one; "
               "for machines where bubblewrap cannot work). They are still built with the lab's own Kbuild.")
 def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, shard, workflow, ci, shards, install, no_sandbox) -> None:
@@ -362,9 +363,14 @@ def grade(submissions, lab_id, out_path, kernel, jobs, timeout, check_timeout, s
         if workflow is not None:
             from .grade import gitlab_ci_yaml, workflow_yaml
 
+            if not install:
+                raise click.UsageError("--workflow needs --install SPEC: what the runners pip-install, e.g. git+https://host/you/dbgscaffold "
+                                       "or a wheel in the repository (pip wheel --no-deps -w dist /path/to/dbgscaffold). "
+                                       "dbgscaffold is not on PyPI: the name alone would install whatever holds it there.")
+
             write = gitlab_ci_yaml if ci == "gitlab" else workflow_yaml
             workflow.parent.mkdir(parents=True, exist_ok=True)
-            workflow.write_text(write(the_lab.id, shards, str(submissions or "submissions"), kernel or "6.1", jobs, install), encoding="utf-8")
+            workflow.write_text(write(the_lab.id, shards, install, str(submissions or "submissions"), kernel or "6.1", jobs), encoding="utf-8")
             click.echo(f"Wrote {workflow}: {shards} shards of lab {the_lab.id}, then a merge job")
             return
         if submissions is None:
