@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from . import cli_completion as completion
 from .errors import EXIT_USAGE, UserError, environment_problem
 from .paths import atomic_write, cache_location
 
@@ -35,8 +36,17 @@ def _print_warnings(spec) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dbgscaffold")
-def cli() -> None:
-    """Write, check and test Linux kernel modules that expose debugfs trees."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Write, check and test Linux kernel modules that expose debugfs trees.
+
+    Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    Shell completion: eval "$(_DBGSCAFFOLD_COMPLETE=bash_source dbgscaffold)" (or
+    zsh_source, fish_source), e.g. in ~/.bashrc."""
+    import os
+
+    if os.environ.get("NO_COLOR"):  # rich reads it itself; click.style's codes are dropped here
+        ctx.color = False
 
 
 @cli.command()
@@ -225,7 +235,8 @@ def lint(directory: Path, kdirs: tuple[Path, ...], no_checkpatch: bool, no_build
 
 @cli.command("check-config")
 @click.argument("config", required=False, type=click.Path(path_type=Path))
-@click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME", help="Profile to check (repeatable; default: systemtap). See --list-profiles.")
+@click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME", shell_complete=completion.profiles,
+              help="Profile to check (repeatable; default: systemtap). See --list-profiles.")
 @click.option("--srctree", type=click.Path(path_type=Path, file_okay=False),
               help="A kernel source tree: its Kconfig files (and its .config if no CONFIG is given).")
 @click.option("--build-dir", type=click.Path(path_type=Path, file_okay=False), help="An O= build directory holding the .config.")
@@ -306,7 +317,7 @@ def _print_diagnostics(diagnostics, release: str) -> None:
 
 @cli.command()
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--kernel", metavar="RELEASE|PATH", help=f"Build against this kernel's headers: {KERNEL_HELP}.")
+@click.option("--kernel", metavar="RELEASE|PATH", shell_complete=completion.kernels, help=f"Build against this kernel's headers: {KERNEL_HELP}.")
 @click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--kdir", type=click.Path(path_type=Path, file_okay=False), help="A kernel build directory to use instead (what make -C wants).")
 def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path | None) -> None:
@@ -350,7 +361,7 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
 
 @cli.command()
 @click.argument("directories", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
-@click.option("--kernel", metavar="RELEASE|PATH", help=f"Test on this kernel: {KERNEL_HELP}.")
+@click.option("--kernel", metavar="RELEASE|PATH", shell_complete=completion.kernels, help=f"Test on this kernel: {KERNEL_HELP}.")
 @click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--all-kernels", is_flag=True, help="Test on every kernel image + headers pair found.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0,
@@ -373,8 +384,10 @@ def build(directory: Path, kernel: str | None, headers: Path | None, kdir: Path 
                    "KFENCE sampling (the report header names what was active).")
 @click.option("--untrusted", is_flag=True,
               help="The code is not yours: build a copy in a sandbox (bubblewrap: host read-only, no network, no home, bounded).")
+@click.option("-q", "--quiet", count=True, help="No table: only the checks that failed, and the verdict.")
+@click.option("-v", "--verbose", count=True, help="Every diagnostic and subtest line in the table, not the first few.")
 def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, ktap, keep_logs, accel, stress, check_timeout, jobs, fresh_boot,
-         sanitize, untrusted) -> None:
+         sanitize, untrusted, quiet, verbose) -> None:
     """Build the modules in each of DIRECTORIES (default: .), run them in a QEMU VM
     and check them.
 
@@ -454,7 +467,7 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
                 if one.build_failure is not None:
                     _print_build_failure(one.build_failure)
                     continue
-                report.print_run(one, out)
+                report.print_run(one, out, verbose - quiet)
             runs.extend(batch)
     except UserError as exc:
         # the reports say it too: CI gets an error test case, not a missing file
@@ -541,7 +554,7 @@ def kernel_group() -> None:
 @kernel_group.command("build")
 @click.option("--source", default=None, metavar="X.Y|PATH",
               help="Debian's linux-source-X.Y (6.1, 6.12) or a kernel source tree (default: the newest linux-source installed).")
-@click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME",
+@click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME", shell_complete=completion.profiles,
               help="A check-config profile the kernel must satisfy (repeatable; default: debug). The VM's own profile is always added.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="make -j (default: the number of CPUs).")
 def kernel_build_command(source: str | None, profiles: tuple[str, ...], jobs: int | None) -> None:
@@ -604,7 +617,7 @@ def vm() -> None:
 
 @vm.command("shell")
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--kernel", metavar="RELEASE|PATH", help=f"Boot this kernel: {KERNEL_HELP}.")
+@click.option("--kernel", metavar="RELEASE|PATH", shell_complete=completion.kernels, help=f"Boot this kernel: {KERNEL_HELP}.")
 @click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Power off after this many seconds (default: never).")

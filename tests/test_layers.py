@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "generator"
 
 # A module's layer by its dotted name (the first matching prefix wins); higher imports lower only.
 LAYERS = (
-    ("cli", 5), ("lab.cli", 5), ("__main__", 5),
+    ("cli", 5), ("cli_completion", 5), ("lab.cli", 5), ("__main__", 5),
     ("lab", 4),
     ("runner", 3),
     ("vm", 2), ("kbuild", 2), ("kbuild_edit", 2), ("untrusted_build", 2), ("kernel_build", 2), ("render", 2), ("jinja_ext", 2), ("kconfig", 2), ("lint", 2), ("checkpatch", 2), ("doctor", 2),

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import click
 
-_KERNEL = click.option("--kernel", metavar="RELEASE|PATH", help="Run on this kernel: a release or series of an installed kernel "
+from .. import cli_completion as completion
+
+_KERNEL = click.option("--kernel", metavar="RELEASE|PATH", shell_complete=completion.kernels,
+                       help="Run on this kernel: a release or series of an installed kernel "
                        "(6.1, 6.12), or PATH, a kernel build tree (default: the default kernel).")
 _TIMEOUT = click.option("--timeout", type=click.FloatRange(min=5), default=60.0, show_default=True, help="Seconds one project's run in the VM may take.")
 _CHECK_TIMEOUT = click.option("--check-timeout", type=click.FloatRange(min=1), default=10.0,
@@ -118,7 +121,7 @@ def _write(lab_id: str, directory: Path | None, solution: bool, force: bool) -> 
 
 
 @lab.command()
-@click.argument("lab_id", metavar="LAB")
+@click.argument("lab_id", metavar="LAB", shell_complete=completion.labs)
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the contents of a non-empty DIR.")
 def start(lab_id: str, directory: Path | None, force: bool) -> None:
@@ -127,7 +130,7 @@ def start(lab_id: str, directory: Path | None, force: bool) -> None:
 
 
 @lab.command()
-@click.argument("lab_id", metavar="LAB")
+@click.argument("lab_id", metavar="LAB", shell_complete=completion.labs)
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the contents of a non-empty DIR.")
 def solution(lab_id: str, directory: Path, force: bool) -> None:
@@ -250,7 +253,7 @@ def _write_check_reports(directory: Path, lab_id: str | None, outcomes: list, re
 
 
 @lab.command()
-@click.argument("lab_id", metavar="[LAB]", required=False)
+@click.argument("lab_id", metavar="[LAB]", required=False, shell_complete=completion.labs)
 @_KERNEL
 @_TIMEOUT
 @_CHECK_TIMEOUT
@@ -327,7 +330,7 @@ def selfcheck(lab_id: str | None, kernel: str | None, timeout: float, check_time
 
 @lab.command()
 @click.argument("submissions", required=False, type=click.Path(path_type=Path))
-@click.option("--lab", "lab_id", metavar="LAB", help="The lab the submissions are for.")
+@click.option("--lab", "lab_id", metavar="LAB", shell_complete=completion.labs, help="The lab the submissions are for.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("grades.csv"), show_default=True, help="The CSV; the JSON goes beside it (.json).")
 @_KERNEL

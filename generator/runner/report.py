@@ -165,8 +165,10 @@ class Progress:
         return f"{self.modules[index]} on {self.release}: {m.group(2)}/{self.planned[index] or '?'} {word}  {m.group(3)}{count}"
 
 
-def print_run(run: TestRun, console) -> None:
-    """The summary table of one run, and for each crash its excerpt under the check it hit."""
+def print_run(run: TestRun, console, verbosity: int = 0) -> None:
+    """The summary table of one run, and for each crash its excerpt under the check it hit.
+    verbosity -1 (-q): no table, only the checks that failed; 1 (-v): every diagnostic
+    and subtest line, not the first few."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -176,19 +178,23 @@ def print_run(run: TestRun, console) -> None:
     table.add_column("check")
     table.add_column("result")
     table.add_column("s", justify="right")
+    diagnostics, subtests = (None, None) if verbosity > 0 else (4, SUBTESTS_SHOWN)
     for c in run.checks:
+        if verbosity < 0 and not c.failed:
+            continue
         style = _STYLE.get(c.status, "red")
         note = ""
         if (c.failed or c.status is Status.SKIP) and c.diagnostics:
-            note = "\n" + "\n".join(escape(d) for d in c.diagnostics[:4])
+            note = "\n" + "\n".join(escape(d) for d in c.diagnostics[:diagnostics])
         if c.subtests:  # name what a subtest covered: each discovered file, each result of a tests/*.sh
-            shown = [f"  [{_STYLE.get(st, 'red')}]{'ok' if st is Status.PASS else st}[/] {escape(name)}" for st, name in c.subtests[:SUBTESTS_SHOWN]]
-            more = len(c.subtests) - SUBTESTS_SHOWN
+            shown = [f"  [{_STYLE.get(st, 'red')}]{'ok' if st is Status.PASS else st}[/] {escape(name)}" for st, name in c.subtests[:subtests]]
+            more = len(c.subtests) - len(shown)
             note += "\n" + "\n".join(shown) + (f"\n  ... {more} more" if more > 0 else "")
         if c.crash is not None:
             note += f"\n[red]{escape(c.crash.title)}[/red]"
         table.add_row(str(c.number), escape(c.name) + note, f"[{style}]{c.status}[/{style}]", "" if c.seconds is None else f"{c.seconds:.2f}")
-    console.print(table)
+    if table.rows:
+        console.print(table)
     for i, rep in enumerate(run.crashes):
         where = f"check {rep.check}" if rep.check else "outside any check"
         console.print(f"[bold red]{escape(rep.title)}[/bold red] ({where}):")
