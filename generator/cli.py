@@ -665,6 +665,98 @@ def vm_shell(directory: Path, kernel: str | None, headers: Path | None, accel: s
         sys.exit(EXIT_ENVIRONMENT)
 
 
+class _CommandAfterDashes(click.Command):
+    """`vm run [OPTIONS] [DIR] -- CMD...`: everything after the first `--` is CMD, as it is."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            args, ctx.meta["command"] = args[:at], args[at + 1:]
+        return super().parse_args(ctx, args)
+
+
+@vm.command("run", cls=_CommandAfterDashes)
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--kernel", metavar="RELEASE|PATH", shell_complete=completion.kernels, help=f"Boot this kernel: {KERNEL_HELP}.")
+@click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True, help="Seconds the whole run may take.")
+@click.option("--gdb", is_flag=True, help="QEMU's gdb stub, the kernel booted nokaslr (a fresh boot): prints the gdb command that "
+              "attaches with the module's symbols where it lies.")
+@click.option("--gdb-port", type=click.IntRange(1, 65535), default=None, help="With --gdb: this TCP port (default: a free one).")
+@click.pass_context
+def vm_run(ctx: click.Context, directory: Path, kernel: str | None, headers: Path | None, accel: str, timeout: float, gdb: bool,
+           gdb_port: int | None) -> None:
+    """Run `-- CMD...` in the test VM with the modules of DIRECTORY loaded (in dependency
+    order, with [test] params), in a copy of DIRECTORY, and exit with its status. Its
+    output (stdout and stderr, merged) streams as it comes. The VM is restored from the
+    snapshot `test` uses, on the same kernels. A crash, an oops or a hang is reported as
+    `test` reports it (exit 6, 5); a module that does not build exits 3, one that does
+    not load 1. Example: dbgscaffold vm run mydebug -- cat /sys/kernel/debug/mydebug/a"""
+    import shlex
+
+    from .errors import EXIT_CHECKS_FAILED
+    from .runner import report
+    from .runner.execute import RunOptions, RunRequest, run
+    from .runner.kernels import resolve
+    from .runner.project import load_project
+    from .runner.vm_run import CommandChecks, exit_of, gdb_command, gdb_section, kernel_symbols, output_of
+
+    words = ctx.meta.get("command") or []
+    if not words:
+        raise click.UsageError("no command: write it after --, e.g. dbgscaffold vm run mydebug -- cat /sys/kernel/debug/mydebug/a")
+    command = words[0] if len(words) == 1 else shlex.join(words)  # one word: a shell command line as it is
+    try:
+        project = load_project(directory)
+        pairs, reason = resolve(kernel, headers=headers)
+        click.echo(reason, err=True)
+        pair = pairs[0]
+        port = (gdb_port or _free_port()) if gdb else None
+        checks = CommandChecks(project, command, gdb)
+        sections: dict[str, dict[str, str]] = {}
+
+        def on_line(_i: int, line: str) -> None:
+            text = output_of(line)
+            if text is not None:
+                click.echo(text)
+                return
+            where = gdb_section(line)
+            if where is not None:
+                module, section, address = where
+                sections.setdefault(module, {})[section] = address
+            elif port is not None and line.startswith(("ok 1 ", "not ok 1 ")):  # the modules are loaded: how to attach
+                for module, lies in sections.items():
+                    if module in checks.debug_kos and ".text" in lies:
+                        click.echo(f"gdb: {gdb_command(port, kernel_symbols(pair), checks.debug_kos[module], lies)}", err=True)
+
+        options = RunOptions(timeout=timeout, check_timeout=None, accel=accel, jobs=1, gdb_port=port)
+        (outcome, _), = run([RunRequest(project.name, project.path, checks, timeout)], pair, options, on_line)
+    except UserError as exc:
+        _fail(exc)
+    if outcome.build_failure is not None:
+        _print_build_failure(outcome.build_failure)
+        sys.exit(outcome.exit_code)
+    status = exit_of(outcome.checks[1].diagnostics) if len(outcome.checks) > 1 else None
+    if outcome.exit_code in (5, 6) or status is None:  # a crash, a hang, or the command never finished: say what happened
+        report.print_run(outcome, _stderr_console(), -1)
+        sys.exit(outcome.exit_code or EXIT_CHECKS_FAILED)
+    sys.exit(status)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _lab_of(directory: Path):
     """The lab of a lab project; a module lab only (vm shell loads a module you build)."""
     from .lab.manifest import find_lab

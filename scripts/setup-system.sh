@@ -34,6 +34,6 @@ packages=(
     linux-image-6.12-amd64 linux-headers-6.12-amd64
     busybox-static qemu-system-x86 zstd
     systemtap systemtap-runtime patch
-    bubblewrap
+    bubblewrap gdb
 )
 apt-get install -y --no-install-recommends "${packages[@]}"

@@ -131,6 +131,21 @@ def test_profile_defaults_and_errors():
         parse_profile("# @maybe why=x\nCONFIG_A=y\n", "t")
 
 
+def test_a_setter_line_is_no_option_of_its_own():
+    p = parse_profile('# @required why="a"\nCONFIG_A=y\n# @sets symbol=A since=5.18 why="the choice sets A"\nCONFIG_A_CHOICE=y\n', "t")
+    assert [o.symbol for o in p.options] == ["A"]
+    (s,) = p.setters
+    assert (s.symbol, s.value, s.sets, s.since, s.line) == ("A_CHOICE", "y", "A", (5, 18), 4)
+    with pytest.raises(UserError, match="the profile has no such option"):
+        parse_profile('# @required why="a"\nCONFIG_A=y\n# @sets symbol=B why="x"\nCONFIG_C=y\n', "t")
+    with pytest.raises(UserError, match="needs symbol=OPTION"):
+        parse_profile('# @required why="a"\nCONFIG_A=y\n# @sets why="x"\nCONFIG_C=y\n', "t")
+    with pytest.raises(UserError, match="sets CONFIG_C=y or =m"):
+        parse_profile('# @required why="a"\nCONFIG_A=y\n# @sets symbol=A why="x"\n# CONFIG_C is not set\n', "t")
+    st_ = load_profile("systemtap")
+    assert {s.sets: s.symbol for s in st_.setters} == {"DEBUG_INFO": "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT", "UPROBES": "UPROBE_EVENTS"}
+
+
 def test_unknown_profile_suggests_a_name():
     with pytest.raises(UserError, match="Did you mean 'systemtap'"):
         load_profile("systemtrap")

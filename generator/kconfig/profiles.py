@@ -51,11 +51,27 @@ class ProfileOption:
 
 
 @dataclass(frozen=True)
+class ProfileSetter:
+    """A fragment line that is no requirement of its own: it sets `sets`, an option of the
+    profile that has no prompt (in the kernels `since`..`until`), for merge_config.sh, where
+    a promptless option's own line takes no effect. check-config checks `sets`, not this."""
+
+    symbol: str  # what the line sets, e.g. DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT
+    value: str  # y or m
+    sets: str  # the profile's option it stands for, e.g. DEBUG_INFO
+    why: str
+    since: tuple[int, ...] = ()
+    until: tuple[int, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     title: str
     options: tuple[ProfileOption, ...]
     path: str
+    setters: tuple[ProfileSetter, ...] = ()
 
 
 def _version(text: str, where: str) -> tuple[int, ...]:
@@ -69,6 +85,7 @@ def parse_profile(text: str, name: str, path: str = "") -> Profile:
     title = ""
     pending: tuple[int, str, dict[str, str]] | None = None
     options: list[ProfileOption] = []
+    setters: list[ProfileSetter] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         where = f"{where_file}:{number}"
@@ -78,8 +95,8 @@ def parse_profile(text: str, name: str, path: str = "") -> Profile:
         m = _ANNOTATION_RE.match(line)
         if m:
             level = m.group(1)
-            if level not in LEVELS:
-                raise UserError(f"{where}: error: unknown annotation '@{level}'. Fix: use @required or @recommended.")
+            if level not in (*LEVELS, "sets"):
+                raise UserError(f"{where}: error: unknown annotation '@{level}'. Fix: use @required, @recommended or @sets.")
             try:
                 pairs = dict(p.split("=", 1) for p in shlex.split(m.group(2)))
             except ValueError:
@@ -100,6 +117,9 @@ def parse_profile(text: str, name: str, path: str = "") -> Profile:
         value = assign.group(2) if assign else "n"
         _, level, pairs = pending
         pending = None
+        if level == "sets":
+            setters.append(_setter(symbol, assign.group(2) if assign else "", pairs, where, number))
+            continue
         unknown = set(pairs) - {"why", "values", "since", "until", "arch", "note"}
         if unknown:
             raise UserError(f"{where}: error: unknown annotation key(s) {sorted(unknown)}.")
@@ -124,7 +144,25 @@ def parse_profile(text: str, name: str, path: str = "") -> Profile:
         )
     if not options:
         raise UserError(f"{where_file}: error: profile '{name}' has no options.")
-    return Profile(name, title or name, tuple(options), path)
+    ours = {o.symbol for o in options}
+    for s in setters:
+        if s.sets not in ours:
+            raise UserError(f"{where_file}:{s.line}: error: @sets symbol={s.sets}: the profile has no such option. "
+                            "Fix: name one of its @required or @recommended options.")
+    return Profile(name, title or name, tuple(options), path, tuple(setters))
+
+
+def _setter(symbol: str, value: str, pairs: dict[str, str], where: str, number: int) -> ProfileSetter:
+    unknown = set(pairs) - {"symbol", "why", "since", "until"}
+    if unknown:
+        raise UserError(f"{where}: error: unknown @sets key(s) {sorted(unknown)}.")
+    if not value:
+        raise UserError(f"{where}: error: an @sets line sets CONFIG_{symbol}=y or =m. Fix: write it so.")
+    if not pairs.get("symbol") or not pairs.get("why"):
+        raise UserError(f"{where}: error: @sets needs symbol=OPTION (the profile's option it sets) and why=\"...\".")
+    return ProfileSetter(symbol, value, pairs["symbol"].removeprefix("CONFIG_"), pairs["why"],
+                         _version(pairs["since"], where) if "since" in pairs else (),
+                         _version(pairs["until"], where) if "until" in pairs else (), number)
 
 
 def profiles_dir() -> Path:

@@ -85,6 +85,7 @@ class RunOptions:
     keep_logs: Path | None = None
     guest_files: Sequence[FileSpec] = ()  # baked into the agent initramfs (big files every run shares)
     sanitize: bool = False  # boot with the memory debugging a stock kernel can switch on (detectors.py)
+    gdb_port: int | None = None  # QEMU's gdb stub on 127.0.0.1:PORT, the kernel booted nokaslr, never a snapshot (vm run --gdb)
 
 
 @dataclass(frozen=True)
@@ -205,10 +206,13 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
     KTAP line of request i as it arrives. A crash's module frames are decoded here,
     while the unstripped .ko files exist (they go with run()'s scratch directory)."""
     vm_setup = machine_for(pair, options.accel, options.guest_files, options.sanitize)
+    if options.gdb_port is not None:  # a restored guest's addresses are its boot's: no snapshot
+        m = vm_setup.machine
+        vm_setup = replace(vm_setup, machine=replace(m, append=(*m.append, "nokaslr"), extra=(*m.extra, "-gdb", f"tcp:127.0.0.1:{options.gdb_port}")))
     slow = slowdown(vm_setup.detectors)  # a debug kernel's checks take longer: so may they
     dwarf = kernel_dwarf(pair)
     check_timeout = options.check_timeout * slow if options.check_timeout else None
-    snapshot = options.snapshot
+    snapshot = options.snapshot if options.gdb_port is None else False
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
     jobs = max(1, min(options.jobs, len(requests)))
     results: list[tuple[TestRun, Prepared | None] | None] = [None] * len(requests)
