@@ -674,6 +674,9 @@ class _CommandAfterDashes(click.Command):
             args, ctx.meta["command"] = args[:at], args[at + 1:]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] [DIRECTORY] -- CMD...")
+
 
 @vm.command("run", cls=_CommandAfterDashes)
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path, file_okay=False))
