@@ -621,7 +621,11 @@ def vm() -> None:
 @click.option("--headers", type=click.Path(path_type=Path, file_okay=False), help="With --kernel IMAGE: the headers (build tree) of that image's release.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Power off after this many seconds (default: never).")
-def vm_shell(directory: Path, kernel: str | None, headers: Path | None, accel: str, timeout: float | None) -> None:
+@click.option("--gdb", is_flag=True, help="QEMU's gdb stub, the kernel booted nokaslr: the banner prints the gdb command that "
+              "attaches with the module's symbols where it lies.")
+@click.option("--gdb-port", type=click.IntRange(1, 65535), default=None, help="With --gdb: this TCP port (default: a free one).")
+def vm_shell(directory: Path, kernel: str | None, headers: Path | None, accel: str, timeout: float | None, gdb: bool,
+             gdb_port: int | None) -> None:
     """Build the modules in DIRECTORY (any kbuild module directory, a project made
     by 'dbgscaffold new' or 'dbgscaffold lab start'), boot the test VM with them
     loaded (in dependency order, with [test] params), debugfs and tracefs
@@ -654,7 +658,12 @@ def vm_shell(directory: Path, kernel: str | None, headers: Path | None, accel: s
                 from .runner.shell import module_guest
 
                 guest = module_guest(project, pairs[0], Path(tmp))
-            status = run_shell(guest, pairs[0], Path(tmp), accel=accel, timeout=timeout, library=guest_files())
+            port = (gdb_port or _free_port()) if gdb else None
+            if port is not None:
+                from .runner.shell import with_gdb
+
+                guest = with_gdb(guest, pairs[0], port)
+            status = run_shell(guest, pairs[0], Path(tmp), accel=accel, timeout=timeout, library=guest_files(), gdb_port=port)
     except UserError as exc:
         _fail(exc)
     if status == 124:

@@ -73,3 +73,37 @@ def test_gdb_attaches_and_reads_a_module_variable(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_vm_shell_gdb_prints_the_command_that_reads_the_module(tmp_path):
+    """vm shell --gdb: the banner (after the modules load) says how to attach gdb."""
+    import select
+
+    series = require_6_1()
+    require_tools("gdb")
+    mine = new_module(tmp_path, "shelly")
+    proc = subprocess.Popen([sys.executable, "-m", "dbgscaffold", "vm", "shell", str(mine), "--kernel", series, "--gdb", "--timeout", "120"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"[shelly] " not in out and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 1)[0]:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                out += chunk
+        text = out.decode(errors="replace").replace("\r", "")
+        command = next((line[len("gdb: "):] for line in text.splitlines() if line.startswith("gdb: ")), "")
+        assert "add-symbol-file" in command and "target remote 127.0.0.1:" in command, text
+        got = subprocess.run([*shlex.split(command), "-batch", "-ex", "print shelly_a"], capture_output=True, text=True, timeout=120,
+                             check=False)
+        assert re.search(r"^\$1 = 5 '\\005'$", got.stdout, re.M), got.stdout + got.stderr
+        proc.stdin.write(b"exit\n")
+        proc.stdin.flush()
+        proc.communicate(timeout=90)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

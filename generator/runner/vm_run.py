@@ -93,15 +93,18 @@ def gdb_section(line: str) -> tuple[str, str, str] | None:
     return (m.group(1), m.group(2), m.group(3)) if m else None
 
 
+def gdb_prefix(port: int, vmlinux: Path | None) -> str:
+    """gdb attaching to the stub on `port`, with the kernel's symbols when there are some."""
+    return shlex.join(["gdb", "-q", *([str(vmlinux)] if vmlinux else []), "-ex", f"target remote 127.0.0.1:{port}"])
+
+
 def gdb_command(port: int, vmlinux: Path | None, ko: Path, sections: dict[str, str]) -> str:
     """The gdb command line that attaches to the guest with the module's symbols where it lies."""
     symbol_file = ["add-symbol-file", str(ko), sections[".text"]]
     for name in (".data", ".rodata", ".bss"):
         if name in sections:
             symbol_file += ["-s", name, sections[name]]
-    argv = ["gdb", "-q", *([str(vmlinux)] if vmlinux else []), "-ex", f"target remote 127.0.0.1:{port}",
-            "-ex", " ".join(symbol_file)]
-    return shlex.join(argv)
+    return f"{gdb_prefix(port, vmlinux)} -ex {shlex.quote(' '.join(symbol_file))}"
 
 
 def kernel_symbols(pair: KernelPair) -> Path | None:
@@ -130,7 +133,7 @@ class CommandChecks:
         build_seconds = time.monotonic() - t0
         t0 = time.monotonic()
         if self.gdb:
-            self._keep(built.modules)
+            self.debug_kos.update(keep_for_gdb(built.modules))
         modules = tuple(GuestModule(m.name, f"{PAYLOAD_ROOT}/{m.ko.name}", params)
                         for m, params in zip(built.modules, self.project.params(built, pair.release)))
         payload = pack_payload([
@@ -142,10 +145,13 @@ class CommandChecks:
         return Prepared(self.project.name, (f"insmod {' '.join(m.name for m in modules)}", f"run: {self.command}"), payload,
                         build_seconds, time.monotonic() - t0, built)
 
-    def _keep(self, modules: Sequence[BuiltModule]) -> None:
-        where = paths.cache_dir() / "gdb"
-        where.mkdir(parents=True, exist_ok=True)
-        for m in modules:
-            kept = where / m.debug_ko.name
-            shutil.copyfile(m.debug_ko, kept)
-            self.debug_kos[m.name] = kept
+
+def keep_for_gdb(modules: Sequence[BuiltModule]) -> dict[str, Path]:
+    """The unstripped modules copied where they outlive the run (<cache>/gdb), for gdb to read."""
+    where = paths.cache_dir() / "gdb"
+    where.mkdir(parents=True, exist_ok=True)
+    kept = {}
+    for m in modules:
+        kept[m.name] = where / m.debug_ko.name
+        shutil.copyfile(m.debug_ko, kept[m.name])
+    return kept

@@ -46,6 +46,7 @@ class ShellModule:
     name: str
     ko: Path  # the stripped .ko on the host
     params: str = ""  # insmod's parameters
+    debug_ko: Path | None = None  # with --gdb: the unstripped .ko where gdb reads it (on the host)
 
     @property
     def ko_guest(self) -> str:
@@ -61,6 +62,7 @@ class ShellGuest:
     files: tuple[FileSpec, ...] = ()  # extra guest files (absolute dest paths, e.g. under HOME)
     variables: tuple[tuple[str, str], ...] = ()  # exported to the shell, beside MODULE, MODULES, ROOT and KO
     library: str = ""  # the check library's guest path, for the banner
+    gdb: str = ""  # with --gdb: the gdb command up to its add-symbol-file (the guest completes and prints it)
 
     @property
     def library_note(self) -> str:
@@ -98,11 +100,24 @@ def run_script(guest: ShellGuest) -> str:
     loads = " && ".join(f"insmod {shlex.quote(m.ko_guest)}{' ' + m.params if m.params else ''}" for m in guest.modules)
     return f"""{exports}if {loads}; then
     echo "dbgscaffold: {guest.name} loaded; {where}.{guest.library_note} (exit the shell to power off)"
-{cd}else
+{_gdb_lines(guest)}{cd}else
     echo "dbgscaffold: insmod of {guest.name} failed; here is a shell anyway (exit to power off)"
 fi
 export PS1='[{first.name}] \\w # '
 """
+
+
+def _gdb_lines(guest: ShellGuest) -> str:
+    """With --gdb: the command to attach, each module's sections read where it was loaded
+    (one grep each: a section file answers only a read at offset 0; ash's read goes bytewise)."""
+    lines = ""
+    for m in guest.modules:
+        if not guest.gdb or m.debug_ko is None:
+            continue
+        lines += (f"    _f=; for _s in .text .data .rodata .bss; do _a=$(grep -h . /sys/module/{m.name}/sections/$_s 2>/dev/null) || continue; "
+                  'if [ $_s = .text ]; then _f="$_a$_f"; else _f="$_f -s $_s $_a"; fi; done\n'
+                  f"    echo \"gdb: {guest.gdb} -ex 'add-symbol-file {m.debug_ko} $_f'\"\n")
+    return lines
 
 
 def overlay(guest: ShellGuest) -> bytes:
@@ -128,13 +143,15 @@ def shell_initrd(guest: ShellGuest, out: Path, library: Sequence[FileSpec] = (),
 
 
 def run_shell(guest: ShellGuest, pair: KernelPair, workdir: Path, accel: str = "auto", timeout: float | None = None,
-              library: Sequence[FileSpec] = ()) -> int:
+              library: Sequence[FileSpec] = (), gdb_port: int | None = None) -> int:
     """Pack `guest` (its .ko files built by the caller), boot with the terminal as the
-    console; QEMU's exit status (124: timed out). `library`: the check library's files."""
+    console; QEMU's exit status (124: timed out). `library`: the check library's files.
+    `gdb_port`: QEMU's gdb stub there, the kernel booted nokaslr."""
     choice = probe_accel(accel)
     initrd = shell_initrd(guest, Path(workdir) / "initrd.cpio", library)
     image = boot_image(pair.image, pair.release)
-    machine = replace(fast_machine(image.path, initrd, accel=choice.accel), serial=(CONSOLE,))
+    machine = replace(fast_machine(image.path, initrd, ("nokaslr",) if gdb_port else (), accel=choice.accel), serial=(CONSOLE,),
+                      extra=("-gdb", f"tcp:127.0.0.1:{gdb_port}") if gdb_port else ())
     require(machine.qemu)
     return _run_attached(argv(machine), timeout)
 
