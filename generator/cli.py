@@ -424,12 +424,16 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
     out = Console(stderr=True, highlight=False, soft_wrap=True) if ktap else Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     directories = list(directories) or [Path(".")]
+    names = [Path(d).resolve().name for d in directories]  # the projects' own, once they load
     runs: list = []
     releases: list[str] = []
+    document: KtapDocument | None = None
+    streaming = False  # a run's KTAP lines are being written, its result not yet
     try:
         if untrusted:
             require_sandbox("test --untrusted")
         projects = [load_project(d) for d in directories]
+        names = [p.name for p in projects]
         for project in projects:
             _print_warnings(project)
         pairs, reason = resolve(kernel, all_kernels, headers)
@@ -443,14 +447,14 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
             logs = None
             if keep_logs is not None:
                 logs = keep_logs / pair.release if len(pairs) > 1 else keep_logs
-            names = ", ".join(p.name for p in projects)
-            with err.status(f"{names}: building and starting {pair.release}...") as status:
+            with err.status(f"{', '.join(names)}: building and starting {pair.release}...") as status:
                 progress = report.Progress([p.name for p in projects], pair.release)
 
                 if stream:
                     document.start(projects[0].name, pair.release)
+                    streaming = True
 
-                def on_line(i: int, line: str, progress=progress) -> None:
+                def on_line(i: int, line: str, progress=progress, document=document) -> None:
                     if stream:
                         click.echo(document.line(line), nl=False)
                     text = progress.update(i, line)
@@ -464,18 +468,29 @@ def test(directories, kernel, headers, all_kernels, timeout, junit, json_path, k
             for one in batch:
                 if ktap:
                     click.echo(document.end(one) if stream else document.whole(one), nl=False)
+                    streaming = False
                 if one.build_failure is not None:
                     _print_build_failure(one.build_failure)
                     continue
                 report.print_run(one, out, verbose - quiet)
             runs.extend(batch)
     except UserError as exc:
-        # the reports say it too: CI gets an error test case, not a missing file
+        # the reports say it too: CI gets an error test case (and KTAP a not-ok result) for
+        # every run that did not happen, not a missing file or a document cut short
         ran = {r.release for r in runs}
-        runs += [TestRun.of_build_failure(Path(d).resolve().name, failure_of_error(release, Path(d), exc))
-                 for release in ([r for r in releases if r not in ran] or [""]) for d in directories]
+        lost = [TestRun.of_build_failure(name, failure_of_error(release, Path(d), exc))
+                for release in ([r for r in releases if r not in ran] or [""]) for d, name in zip(directories, names)]
+        if ktap:
+            if document is None:
+                document = KtapDocument(len(lost))
+                click.echo(document.header(), nl=False)
+            for one in lost:
+                click.echo(document.end(one) if streaming else document.whole(one), nl=False)
+                streaming = False
+        runs += lost
         _write_reports(runs, junit, json_path)
-        _fail(exc)
+        click.echo(str(exc), err=True)
+        sys.exit(max(r.exit_code for r in runs))
     _write_reports(runs, junit, json_path)
     if len(runs) > 1:
         for one in runs:
@@ -701,7 +716,8 @@ def vm_run(ctx: click.Context, directory: Path, kernel: str | None, headers: Pat
            gdb_port: int | None) -> None:
     """Run `-- CMD...` in the test VM with the modules of DIRECTORY loaded (in dependency
     order, with [test] params), in a copy of DIRECTORY, and exit with its status. Its
-    output (stdout and stderr, merged) streams as it comes. The VM is restored from the
+    output (stdout and stderr, merged) streams line by line; its stdin is /dev/null
+    (vm shell is the interactive one). The VM is restored from the
     snapshot `test` uses, on the same kernels. A crash, an oops or a hang is reported as
     `test` reports it (exit 6, 5); a module that does not build exits 3, one that does
     not load 1. Example: dbgscaffold vm run mydebug -- cat /sys/kernel/debug/mydebug/a"""
@@ -749,7 +765,8 @@ def vm_run(ctx: click.Context, directory: Path, kernel: str | None, headers: Pat
         _print_build_failure(outcome.build_failure)
         sys.exit(outcome.exit_code)
     status = exit_of(outcome.checks[1].diagnostics) if len(outcome.checks) > 1 else None
-    if outcome.exit_code in (5, 6) or status is None:  # a crash, a hang, or the command never finished: say what happened
+    loaded = bool(outcome.checks) and not outcome.checks[0].failed
+    if outcome.exit_code in (5, 6) or not loaded or status is None:  # a crash, a hang, no module, no end: say what happened
         report.print_run(outcome, _stderr_console(), -1)
         sys.exit(outcome.exit_code or EXIT_CHECKS_FAILED)
     sys.exit(status)

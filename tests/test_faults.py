@@ -503,4 +503,4 @@ def test_the_reports_are_written_whatever_stops_the_run(tmp_path):
     (run,) = json.loads(report.read_text())["runs"]
     assert run["exit_code"] == r.returncode and run["kernel"] == "", run
     (case,) = ET.parse(junit).getroot().iter("testcase")
-    assert case.get("classname") == "mydebug on no kernel" and case.find("error") is not None
+    assert case.get("classname") == "mydebug (no kernel)" and case.find("error") is not None

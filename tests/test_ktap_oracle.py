@@ -108,6 +108,10 @@ def test_test_ktap_and_its_logs_read_alike_by_kunit_parser(kunit_tool, tmp_path)
     assert (f"/broken on {run.removeprefix('mine on ')}", "FAIL") in leaves
     assert sum(p.startswith(f"/{run}/") for p, _ in leaves) > 20
 
+    r = run_cli("test", str(mine), str(broken), "--kernel", "9.99", "--ktap")  # stopped before any run: still one document
+    assert r.exit_code != 0 and r.stdout.startswith("KTAP version 1\n1..2\n"), r.output
+    assert same_reading(kunit_tool, r.stdout, tmp_path) == [("/broken (no kernel)", "FAIL"), ("/mine (no kernel)", "FAIL")]
+
 
 def test_a_labs_checks_read_alike_by_kunit_parser(kunit_tool, tmp_path):
     """A lab's checks are all scripts: each a subtest (debugfs-fops, visible and hidden)."""

@@ -133,6 +133,7 @@ def test_the_projects_own_make_checkpatch_runs_on_our_sources_only(projects, ker
                            env={**os.environ, "PATH": path})
     assert found.returncode == 0 and "dbgscaffold lint --no-build ." in found.stdout and "checkpatch --strict: clean" in found.stdout, (
         found.stdout + found.stderr)
+    without = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "dbgscaffold").exists())
     bare = subprocess.run(["make", "-C", str(work), kdir, "checkpatch"], capture_output=True, text=True, check=False,
-                          env={**os.environ, "PATH": "/usr/bin:/bin"})
+                          env={**os.environ, "PATH": without})
     assert bare.returncode != 0 and "Fix: make checkpatch CHECKPATCH=" in bare.stdout + bare.stderr

@@ -46,6 +46,18 @@ def test_a_command_runs_with_the_module_loaded_and_its_status_comes_back(tmp_pat
     assert r.exit_code == 0 and r.stdout == "c data\n", r.output
     r = run_cli("vm", "run", str(mine), "--kernel", series)
     assert r.exit_code == 2 and "no command: write it after --" in r.output
+    r = run_cli("vm", "run", str(mine), "--kernel", series, "--", "printf 'last line without a newline'")
+    assert r.exit_code == 0 and r.stdout == "last line without a newline\n", r.output
+
+
+def test_a_module_that_does_not_load_is_exit_1_and_the_command_never_runs(tmp_path):
+    series = require_6_1()
+    mine = new_module(tmp_path, "mine")
+    spec = mine / "dbgscaffold.toml"
+    spec.write_text(spec.read_text() + '\n[test]\nparams = "no_such_param=1"\n')
+    r = run_cli("vm", "run", str(mine), "--kernel", series, "--", "echo RAN")
+    assert r.exit_code == 1, r.output
+    assert "RAN" not in r.stdout and "no such parameter" in r.stderr, r.output
 
 
 def test_gdb_attaches_and_reads_a_module_variable(tmp_path):

@@ -219,7 +219,8 @@ def check(directory: Path, kernel: str | None, all_kernels: bool, hidden: bool, 
             codes.append(o.score.exit_code)
     except UserError as exc:
         _write_check_reports(directory, lab_id, outcomes, releases, exc, json_path, junit)
-        _fail(exc)
+        click.echo(str(exc), err=True)
+        sys.exit(max([*codes, exc.exit_code]))  # the worst over all runs, as the report says
     _write_check_reports(directory, lab_id, outcomes, releases, None, json_path, junit)
     sys.exit(max(codes))
 

@@ -125,6 +125,15 @@ def _bzimage_instead(pair: KernelPair, setup: GuestSetup, exc: GuestDidNotStart,
     return machine_for(pair, setup.accel.accel, guest_files, setup.sanitize)
 
 
+def _with_gdb(setup: GuestSetup, port: int | None) -> GuestSetup:
+    """With a port: QEMU's gdb stub there, the kernel booted nokaslr (the caller boots fresh:
+    a restored guest's addresses are its own boot's)."""
+    if port is None:
+        return setup
+    m = setup.machine
+    return replace(setup, machine=replace(m, append=(*m.append, "nokaslr"), extra=(*m.extra, "-gdb", f"tcp:127.0.0.1:{port}")))
+
+
 def failure_of_error(release: str, project: Path, exc: UserError) -> BuildFailure:
     """The BuildFailure of whatever stopped a request before its run."""
     if isinstance(exc, BuildFailed):
@@ -205,10 +214,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
     None after a build failure) per request, in order. `on_line(i, line)` sees each
     KTAP line of request i as it arrives. A crash's module frames are decoded here,
     while the unstripped .ko files exist (they go with run()'s scratch directory)."""
-    vm_setup = machine_for(pair, options.accel, options.guest_files, options.sanitize)
-    if options.gdb_port is not None:  # a restored guest's addresses are its boot's: no snapshot
-        m = vm_setup.machine
-        vm_setup = replace(vm_setup, machine=replace(m, append=(*m.append, "nokaslr"), extra=(*m.extra, "-gdb", f"tcp:127.0.0.1:{options.gdb_port}")))
+    vm_setup = _with_gdb(machine_for(pair, options.accel, options.guest_files, options.sanitize), options.gdb_port)
     slow = slowdown(vm_setup.detectors)  # a debug kernel's checks take longer: so may they
     dwarf = kernel_dwarf(pair)
     check_timeout = options.check_timeout * slow if options.check_timeout else None
@@ -242,7 +248,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                     fallback = _bzimage_instead(pair, setup, exc, options.guest_files)
                     if fallback is None:
                         raise
-                    vm_setup = fallback
+                    vm_setup = _with_gdb(fallback, options.gdb_port)
             if vm_setup.image_kind != "bzimage":
                 raise
             return start_vm(number, timeout)

@@ -28,7 +28,7 @@ VERSION = "KTAP version 1"
 
 
 def run_name(module: str, release: str) -> str:
-    return f"{module} on {release}"
+    return f"{module} on {release}" if release else f"{module} (no kernel)"
 
 
 class KtapDocument:

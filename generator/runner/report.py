@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from .. import schemas
 from ..errors import EXIT_BUILD
 from .decode import Frame
+from .ktap_out import run_name
 from .leaks import distinct
 from .model import Status, TestRun
 
@@ -35,7 +36,7 @@ def _clean(text: str) -> str:
 def junit_classname(run: TestRun) -> str:
     """`mydebug on 6_1_0-57-amd64`: Jenkins and GitLab split a classname at its dots into
     packages, and a kernel release is full of them."""
-    return f"{run.module} on {run.release or 'no kernel'}".replace(".", "_")
+    return run_name(run.module, run.release).replace(".", "_")
 
 
 def junit_xml(runs: Sequence[TestRun]) -> str:

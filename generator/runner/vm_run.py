@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,20 +58,30 @@ def project_files(project: Path) -> list[tuple[Path, str]]:
 def command_script(modules: Sequence[GuestModule], command: str, gdb: bool) -> str:
     """The payload's run.sh: load the modules (load_module: a Fix line when one does not),
     then `command` in GUEST_PROJECT; the check fails when it exits non-zero."""
-    load = "; ".join(f"{m.insmod()}" for m in modules)
+    load = "rm -f /tmp/.vm-run-loaded; " + "; ".join(f"{m.insmod()}" for m in modules)
     if gdb:  # every section the module has: add-symbol-file needs .text, and the data ones to read variables
         # one grep: a section file answers only a read at offset 0 (ash's read goes bytewise)
         load += "; " + "; ".join(
             f"grep -H . /sys/module/{m.name}/sections/.* 2>/dev/null | while IFS= read -r _l; do _s=${{_l##*/}}; "
             f"_dbgs_res \"# gdb: {m.name} ${{_s%%:*}} ${{_s#*:}}\"; done"
             for m in modules)
-    run = (f"cd {quoted(GUEST_PROJECT)} || exit 1; "
+    load += "; : > /tmp/.vm-run-loaded"
+    run = ("[ -e /tmp/.vm-run-loaded ] || { diag 'not run: the modules did not load'; exit 1; }; "
+           f"cd {quoted(GUEST_PROJECT)} || exit 1; "
            "{ sh -c \"$VM_RUN_COMMAND\" </dev/null 2>&1; echo $? > /tmp/.vm-run-status; } "
-           f"| while IFS= read -r _l; do _dbgs_res \"{_OUT}$_l\"; done; "
+           f"| while IFS= read -r _l || [ -n \"$_l\" ]; do _dbgs_res \"{_OUT}$_l\"; done; "
            "read -r _rc < /tmp/.vm-run-status; _dbgs_res \"# exit: $_rc\"; [ \"$_rc\" -eq 0 ]")
     names = " ".join(m.name for m in modules)
     return render_script("vm run: a command with the modules loaded", {"VM_RUN_COMMAND": command, "MODULES": names},
-                         [(f"insmod {names}", load, ""), (f"run: {command}", run, "")])
+                         [(f"insmod {names}", load, ""), (check_name(command), run, "")])
+
+
+def check_name(command: str) -> str:
+    """The command's check, named by its first line: a result line is one line, and a '#'
+    would start a KTAP directive (# SKIP)."""
+    first = command.strip().splitlines()[0] if command.strip() else ""
+    first = first.replace("#", "").strip()
+    return f"run: {first[:60]}" + ("..." if len(first) > 60 or "\n" in command.strip() else "")
 
 
 def output_of(line: str) -> str | None:
@@ -79,8 +90,10 @@ def output_of(line: str) -> str | None:
 
 
 def exit_of(diagnostics: Sequence[str]) -> int | None:
-    """The command's exit status from its check's diagnostics (None: it never finished)."""
-    for d in diagnostics:
+    """The command's exit status from its check's diagnostics (None: it never finished). The
+    last one: the guest's own line comes after all output (a lone CR in the output could
+    make a line of its own that looks like one)."""
+    for d in reversed(diagnostics):
         m = _EXIT.match("# " + d)
         if m:
             return int(m.group(1))
@@ -142,14 +155,22 @@ class CommandChecks:
             *(FileSpec.from_path(f"{GUEST_PROJECT}/{rel}", path, 0o755 if path.stat().st_mode & 0o111 else 0o644)
               for path, rel in project_files(project)),
         ])
-        return Prepared(self.project.name, (f"insmod {' '.join(m.name for m in modules)}", f"run: {self.command}"), payload,
+        return Prepared(self.project.name, (f"insmod {' '.join(m.name for m in modules)}", check_name(self.command)), payload,
                         build_seconds, time.monotonic() - t0, built)
 
 
+GDB_KEEP_SECONDS = 7 * 86400  # the modules of older --gdb runs are removed
+
+
 def keep_for_gdb(modules: Sequence[BuiltModule]) -> dict[str, Path]:
-    """The unstripped modules copied where they outlive the run (<cache>/gdb), for gdb to read."""
-    where = paths.cache_dir() / "gdb"
-    where.mkdir(parents=True, exist_ok=True)
+    """The unstripped modules copied where they outlive the run (<cache>/gdb/<run>/), for gdb
+    to read; one directory per run (two runs of one module do not share a file)."""
+    root = paths.cache_dir() / "gdb"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if old.is_dir() and time.time() - old.stat().st_mtime > GDB_KEEP_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    where = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=root))
     kept = {}
     for m in modules:
         kept[m.name] = where / m.debug_ko.name

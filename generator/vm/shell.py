@@ -116,8 +116,13 @@ def _gdb_lines(guest: ShellGuest) -> str:
             continue
         lines += (f"    _f=; for _s in .text .data .rodata .bss; do _a=$(grep -h . /sys/module/{m.name}/sections/$_s 2>/dev/null) || continue; "
                   'if [ $_s = .text ]; then _f="$_a$_f"; else _f="$_f -s $_s $_a"; fi; done\n'
-                  f"    echo \"gdb: {guest.gdb} -ex 'add-symbol-file {m.debug_ko} $_f'\"\n")
+                  f"    echo \"gdb: {_in_double_quotes(guest.gdb)} -ex 'add-symbol-file {_in_double_quotes(str(m.debug_ko))} $_f'\"\n")
     return lines
+
+
+def _in_double_quotes(text: str) -> str:
+    """`text` as it stays itself inside a double-quoted shell word (no $, ` or \\ expands)."""
+    return "".join("\\" + ch if ch in '\\"$`' else ch for ch in text)
 
 
 def overlay(guest: ShellGuest) -> bytes:
