@@ -14,6 +14,7 @@ Edges only: stage(), build(), unpack(). A sandboxed build reads kbuild's probe a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shlex
@@ -21,6 +22,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +46,10 @@ class Untrusted:
     kbuild: str | None = None  # a lab's Kbuild text, used instead of the project's Kbuild/Makefile
     hide: tuple[Path, ...] = ()  # more directories the build must not see (the other submissions)
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    # A project of ours building the same module (a lab's solution, for `lab grade`): its
+    # NAME.mod.o, made once by a sandboxed build of it, goes into every staged copy, and
+    # kbuild keeps it wherever the submission's NAME.mod.c comes out the same.
+    seed: Path | None = None
 
 
 def stage(project: Path, dest: Path, kbuild: str | None = None) -> None:
@@ -101,7 +107,9 @@ def unpack(data: bytes, dest: Path, wanted: Callable[[Path], bool]) -> None:
 def _script(kdir: Path, args: Sequence[str], products: str = "-name '*.ko' -o -name modules.order") -> list[str]:
     make = " ".join(["make", "-C", shlex.quote(str(kdir)), f"M={sandbox.WORK}", *map(shlex.quote, args), "modules"])
     # make gets no fd 3: only this script writes the products
-    return ["sh", "-c", f"cp -R {SRC}/. . && {make} 3>&-; rc=$?; "
+    # cp gives every file the time of the copy: a seeded NAME.mod.o is made newer than its
+    # NAME.mod.c again, as kbuild left them
+    return ["sh", "-c", f"cp -R {SRC}/. . && {{ touch -c ./*.mod.o 2>/dev/null; {make} 3>&-; }}; rc=$?; "
             f"find . {products} | tar -cf - -T - >&3; exit $rc"]
 
 
@@ -160,6 +168,82 @@ def _make_module_common(kdir: Path, args: Sequence[str], limits: sandbox.Limits,
         return made
 
 
+# modpost writes NAME.mod.c only when its text changes, and kbuild recompiles NAME.mod.o
+# (~0.25 s, a third of a submission's build) only when the .mod.c is newer or the command
+# differs: a .mod.c, .mod.o and .cmd of a build of the same module at the same M= are kept
+# as they are. The seed is made by a build of our own project (never a submission's: an
+# object of one would be linked into the others').
+def _is_seed(name: str) -> bool:
+    return name.endswith((".mod.c", ".mod.o")) or name.startswith(".") and name.endswith(".mod.o.cmd")
+
+
+def _mod_seed(kdir: Path, args: Sequence[str], how: Untrusted, probes: list[str], probe_dir: Path | None, common: Path | None) -> Path | None:
+    """The directory with the seed's NAME.mod.c, NAME.mod.o and .NAME.mod.o.cmd for this
+    tree and `args`, made now if need be; None when there is no seed or it could not be made."""
+    if how.seed is None:
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="dbgscaffold-seed-") as tmp:
+            staged = Path(tmp) / "src"
+            staged.mkdir()
+            stage(how.seed, staged, how.kbuild)
+            digest = hashlib.sha256(b"".join(p.relative_to(staged).as_posix().encode() + b"\0" + p.read_bytes()
+                                             for p in sorted(staged.rglob("*")) if p.is_file())).hexdigest()[:16]
+            answers = kbuild_probes.probe_answers(kdir, args, sandbox.environment())
+            kept = answers.with_suffix(f".modseed-{digest}")
+            with kbuild_probes.locked(kept):
+                if kept.is_dir() and any(kept.glob("*.mod.o")) and all(paths.trusted(f) for f in kept.iterdir()):
+                    return kept
+                _copy_common(common, staged)
+                inputs = [sandbox.Input(staged, SRC), *([sandbox.Input(probe_dir, PROBES)] if probe_dir is not None else [])]
+                ran = sandbox.run(_script(kdir, [*probes, *args], "-name '*.mod.c' -o -name '*.mod.o' -o -name '.*.mod.o.cmd'"),
+                                  [*inputs, *sandbox.shown([kdir, kdir / "source"])], how.limits)
+                out = Path(tmp) / "out"
+                unpack(ran.result, out, lambda name: len(name.parts) == 1 and _is_seed(name.name))
+                if ran.returncode != 0 or not any(out.glob("*.mod.o")):
+                    return None
+                made = Path(tempfile.mkdtemp(prefix="modseed.", dir=answers.parent))
+                for f in out.iterdir():
+                    shutil.copyfile(f, made / f.name)
+                    (made / f.name).chmod(0o644)
+                made.chmod(0o755)
+                shutil.rmtree(kept, ignore_errors=True)
+                os.replace(made, kept)  # whole or not at all
+                return kept
+    except (OSError, UserError, paths.ForeignCache):
+        return None
+
+
+def _copy_common(common: Path | None, staged: Path) -> None:
+    """The shared .module-common.o into a staged copy (over any file of that name there)."""
+    if common is None:
+        return
+    try:
+        for name in MODULE_COMMON:
+            shutil.copyfile(common / name, staged / name)
+            os.chmod(staged / name, 0o644)
+    except OSError:  # pruned meanwhile: kbuild compiles its own
+        for name in MODULE_COMMON:
+            (staged / name).unlink(missing_ok=True)
+
+
+def _copy_seed(seed: Path | None, staged: Path) -> None:
+    """The seed's files into a staged copy, the .mod.c older than the .mod.o (as kbuild left them)."""
+    if seed is None:
+        return
+    now = time.time()
+    try:
+        for f in seed.iterdir():
+            shutil.copyfile(f, staged / f.name)
+            os.chmod(staged / f.name, 0o644)
+            age = 2 if f.name.endswith(".mod.c") else 1
+            os.utime(staged / f.name, (now - age, now - age))
+    except OSError:  # pruned meanwhile: kbuild compiles its own
+        for f in staged.iterdir():
+            if _is_seed(f.name):
+                f.unlink(missing_ok=True)
+
+
 @contextmanager
 def build(project: Path, kdir: Path, args: Sequence[str], how: Untrusted) -> Iterator[tuple[Path, BuildResult]]:
     """Yields (a directory with the built .ko files and modules.order, the result whose
@@ -180,14 +264,8 @@ def build(project: Path, kdir: Path, args: Sequence[str], how: Untrusted) -> Ite
         probes = kbuild_probes.shown_args(kdir, Path(tmp) / "probes", PROBES, args, sandbox.environment())
         probe_dir = Path(tmp) / "probes" if probes else None
         common = _module_common(kdir, args, how.limits, probes, probe_dir)
-        if common is not None:
-            try:
-                for name in MODULE_COMMON:
-                    shutil.copyfile(common / name, staged / name)  # over any file of the submission's of that name
-                    os.chmod(staged / name, 0o644)
-            except OSError:  # pruned meanwhile: kbuild compiles its own
-                for name in MODULE_COMMON:
-                    (staged / name).unlink(missing_ok=True)
+        _copy_common(common, staged)
+        _copy_seed(_mod_seed(kdir, args, how, probes, probe_dir, common), staged)
         inputs = [sandbox.Input(staged, SRC), *([sandbox.Input(probe_dir, PROBES)] if probe_dir is not None else [])]
         # the kernel's build directory, and the source tree an O= directory points at
         ran = sandbox.run(_script(kdir, [*probes, *args]), [*inputs, *sandbox.shown([kdir, kdir / "source"], how.hide)],

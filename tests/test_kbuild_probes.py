@@ -213,6 +213,41 @@ def test_sandboxed_builds_on_6_12_share_one_module_common_object_made_by_a_build
     assert "dbgs_planted_marker" in symbols
 
 
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
+def test_a_graded_build_keeps_the_solutions_mod_o_only_where_its_mod_c_is_the_same(series, cache, kernel_headers, tmp_path):
+    """lab grade seeds each sandboxed build with NAME.mod.o of the lab's solution: kbuild
+    keeps it for a submission whose NAME.mod.c comes out the same (what modpost writes is
+    the judge) and compiles its own for one that imports other symbols."""
+    require_sandbox()
+    require_tools("modprobe")
+    from dbgscaffold.lab.manifest import find_lab
+    from dbgscaffold.lab.project import write_project
+    from dbgscaffold.lab.run import lab_kbuild
+
+    lab = find_lab("debugfs-basics")
+    kdir = kernel_headers[series].build_dir
+    seed, same, other = tmp_path / "seed", tmp_path / "same", tmp_path / "other"
+    for p in (seed, same, other):
+        write_project(lab, p, solution=True)
+    c = other / "mydebug.c"
+    c.write_text(c.read_text().replace("static int __init mydebug_init(void)\n{\n", "static int __init mydebug_init(void)\n{\n\tmsleep(1);\n", 1)
+                 .replace("#include <linux/module.h>", "#include <linux/delay.h>\n#include <linux/module.h>", 1))
+    how = untrusted_build.Untrusted(kbuild=lab_kbuild(lab), seed=seed)
+
+    def built(project: Path) -> tuple[bool, str]:
+        with untrusted_build.build(project, kdir, [], how) as (products, result):
+            assert result.ok, result.output[-3000:]
+            versions = subprocess.run(["modprobe", "--dump-modversions", str(products / "mydebug.ko")], capture_output=True, text=True,
+                                      check=False).stdout
+        return any(line.endswith("mydebug.mod.o") and "CC" in line for line in result.output.splitlines()), versions
+
+    compiled, versions = built(same)
+    assert not compiled, "the solution's own .mod.o was not kept"
+    compiled, versions = built(other)
+    assert compiled, "a submission importing msleep kept the solution's .mod.o"
+    assert "msleep" in versions or not versions  # a kernel without modversions lists none
+
+
 def test_only_the_most_recently_used_answers_are_kept_with_what_goes_with_them(tmp_path):
     from dbgscaffold.kbuild_probes import prune, used
 

@@ -27,6 +27,7 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
     from ..runner.model import TestRun
     from .engine import Outcome, run_projects
     from .grade import extract, find_submissions, project_root, report_doc, shard, student_doc
+    from .project import write_project
     from .run import lab_plan, score
 
     subs = shard(find_submissions(folder), shard_spec)
@@ -60,8 +61,11 @@ def grade_folder(lab: Lab, folder: Path, kernel: str | None, jobs: int, timeout:
                     done.add(i)
                     progress(f"  {len(done)}/{len(projects)} run: {projects[i][0]}")
 
-            # no submission sees the others' work or the lab's hidden checks (also where installed under /usr)
-            untrusted = Untrusted(sandboxed, hide=(Path(folder).resolve(), lab.root))
+            # no submission sees the others' work or the lab's hidden checks (also where installed under /usr);
+            # the lab's solution seeds each build with its NAME.mod.o (untrusted_build: reused where it matches)
+            seed = Path(tmp) / "seed"
+            write_project(lab, seed, solution=True)
+            untrusted = Untrusted(sandboxed, hide=(Path(folder).resolve(), lab.root), seed=seed if sandboxed else None)
             for o in run_projects(lab, projects, pair, hidden=True, jobs=jobs, timeout=timeout, check_timeout=check_timeout,
                                   on_line=on_line, untrusted=untrusted):
                 docs.append(student_doc(o))
