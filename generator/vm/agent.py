@@ -61,14 +61,14 @@ def agent_script(port: str = RESULTS_PORT) -> str:
     """The loop /init runs: fd 3 writes results (opened by init_script), fd 4 reads payloads."""
     return f"""exec 4<{port}
 n=0
-# user processes: not kernel threads (PF_KTHREAD in stat's flags), also not those a
-# module started with call_usermodehelper (children of kthreadd, but programs)
+# user processes: those running a program (a kernel thread has no /proc/PID/exe), also
+# one a module started with call_usermodehelper (a child of kthreadd, but a program); a
+# zombie runs nothing and writes nothing. One stat each: reading /proc/PID/stat with ash's
+# bytewise `read` cost 18 ms a call under TCG, twice a payload.
 user_procs() {{
     c=0
     for p in /proc/[0-9]*; do
-        read -r s < $p/stat 2>/dev/null || continue
-        set -- ${{s##*) }}
-        [ $(($7 & 0x200000)) -ne 0 ] || c=$((c + 1))
+        [ -e $p/exe ] && c=$((c + 1))
     done
     echo $c
 }}
