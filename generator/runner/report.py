@@ -5,7 +5,7 @@ timed-out or not-run one an <error>, a SKIP <skipped>; the console log goes
 into the suite's <system-out>. JSON: versioned, with the kernel release, the
 accelerator, the boot time and every check's duration.
 
-Pure: junit_xml(), json_doc(), ktap_text(). print_run() writes to a rich Console.
+Pure: junit_xml(), json_doc(), junit_classname(). print_run() writes to a rich Console. (KTAP: ktap_out.py.)
 """
 
 from __future__ import annotations
