@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_THP_DISABLE = 41
 _prctl: Callable[..., int] | None
 try:  # looked up here, not in the forked child, where loading a library is unsafe
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -28,6 +29,15 @@ def child_setup() -> None:
     """preexec_fn: in the child before exec, die with the parent, even if it is SIGKILLed."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+def vm_child_setup() -> None:
+    """preexec_fn for QEMU: child_setup(), and no transparent huge pages for it (kept
+    across exec). QEMU asks for them on guest RAM; loading a snapshot then took 0.1 s
+    or, one restore in three, 0.3-0.9 s (the 2 MiB faults): without them 0.11-0.13 s."""
+    child_setup()
+    if _prctl is not None:
+        _prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
 
 # Process groups started for work a signal should stop at once (make, a sandbox): the

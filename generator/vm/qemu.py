@@ -32,7 +32,7 @@ from typing import IO
 
 from ..bounded import Kept
 from ..errors import EnvironmentProblem
-from ..procs import child_setup, kill_group
+from ..procs import kill_group, vm_child_setup
 from .initramfs import BOOT_MARKER
 
 QEMU = "qemu-system-x86_64"
@@ -343,7 +343,7 @@ def spawn(command: Sequence[str]) -> subprocess.Popen:
     require(command[0])
     return subprocess.Popen(
         list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, preexec_fn=child_setup,
+        start_new_session=True, preexec_fn=vm_child_setup,
     )
 
 
