@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from conftest import qemu_processes, run_cli
-from dbgscaffold.runner.execute import RunOptions, machine_for
+from dbgscaffold.runner import execute
+from dbgscaffold.runner.checks import warm_up_payload
+from dbgscaffold.runner.execute import Prepared, RunOptions, RunRequest, machine_for
 from dbgscaffold.runner.model import Status
 from dbgscaffold.runner.project import run_tests
 from dbgscaffold.vm import images
@@ -146,6 +149,60 @@ def test_a_restored_guest_that_dies_before_the_payload_begins_is_replaced_by_a_f
     assert run.done is not None and "ok 1 alive" in run.result.results, run.result.console[-2000:]
     assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload began"), run.boot.note
     assert store.find(key) is None, "the snapshot that broke is discarded"
+
+
+def test_a_warm_up_goes_before_the_first_payload_and_one_that_leaves_the_guest_unclean_means_a_fresh_boot(tmp_path):
+    require_6_1()
+    machine = machine_for(images.pair_for("6.1"), "tcg").machine
+    store = SnapshotStore(tmp_path / "snapshots")
+    assert boot_and_run(machine, store).kind == "fresh"
+    with AgentVM(machine, store, workdir=tmp_path / "logs") as vm:
+        assert vm.start(timeout=60).kind == "snapshot"
+        vm.warm_up(warm_up_payload(), timeout=30)
+        pr = vm.run(pack_payload([ALIVE]), timeout=30)
+    assert pr.done is not None and "ok 1 alive" in pr.result.results, pr.result.console[-2000:]
+    assert pr.boot.kind == "snapshot" and pr.result.boot_seconds and pr.result.boot_seconds > 0, "the restore is reported with the first real payload"
+    logged = (tmp_path / "logs" / "console.log").read_text()
+    assert "begin payload 1" in logged and "begin payload 2" in logged, "console.log keeps the resume and the warm-up"
+    assert "begin payload 1" not in pr.result.console and "begin payload 2" in pr.result.console, "the verdict is judged on its own payload"
+
+    key = snapshot_key(AgentVM(machine).machine, qemu_version(machine.qemu))
+    leaves_a_process = pack_payload([FileSpec(PAYLOAD_SCRIPT, b"sleep 1000 </dev/null >/dev/null 2>&1 &\n", 0o755)])
+    with AgentVM(machine, store) as vm:
+        assert vm.start(timeout=60).kind == "snapshot"
+        vm.warm_up(leaves_a_process, timeout=30)
+        assert vm.boot is not None and vm.boot.kind == "fresh", vm.boot
+        assert vm.boot.note.startswith("the restored guest failed a warm-up"), vm.boot.note
+        assert store.find(key) is None, "the snapshot that failed is discarded"
+        pr = vm.run(pack_payload([ALIVE]), timeout=30)
+    assert pr.done is not None and pr.done.processes_left == 0 and "ok 1 alive" in pr.result.results
+
+
+@dataclass(frozen=True)
+class SlowBuild:
+    """Checks whose build takes `seconds`: the ALIVE payload."""
+
+    seconds: float
+
+    def prepare(self, project, pair, workdir, check_timeout) -> Prepared:
+        time.sleep(self.seconds)
+        return Prepared("alive", ("alive",), pack_payload([ALIVE]), self.seconds, 0.0)
+
+
+def test_a_restored_guest_is_warmed_up_only_while_the_build_still_runs(tmp_path):
+    require_6_1()
+    pair = images.pair_for("6.1")
+    store = SnapshotStore(tmp_path / "snapshots")
+    consoles = {}
+    for seconds in (0.0, 1.5, 0.0):  # the first boots fresh and saves the snapshot
+        logs = tmp_path / f"logs-{seconds}"
+        [(run, _)] = execute.run([RunRequest("alive", tmp_path, SlowBuild(seconds))], pair,
+                                 RunOptions(accel="tcg", snapshot=store, keep_logs=logs))
+        assert run.exit_code == 0, run.verdict
+        consoles[seconds] = (run.boot, (logs / "console.log").read_text())
+    assert consoles[1.5][0] == "snapshot" and "begin payload 2" in consoles[1.5][1], "warmed up while the build ran"
+    assert consoles[0.0][0] == "snapshot" and "begin payload 1" in consoles[0.0][1] and "begin payload 2" not in consoles[0.0][1], \
+        "no warm-up when the build is done: it would only delay the payload"
 
 
 def test_test_takes_several_directories_and_streams_ktap(tmp_path):

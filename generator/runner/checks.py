@@ -29,11 +29,13 @@ user_checks() (reads the project's tests/), guest_files() (reads the templates).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..spec_model import Check, Entry, Spec, printf_format, quoted
+from ..vm.agent import PAYLOAD_SCRIPT, pack_payload
 from ..vm.initramfs import DEBUGFS, FileSpec
 
 __all__ = ["Check", "printf_format"]  # the vocabulary of checks, for the labs' own
@@ -289,6 +291,15 @@ def guest_library() -> str:
     from ..render import templates_root
 
     return (templates_root() / "guest" / "ktap.sh").read_text(encoding="utf-8")
+
+
+@functools.cache
+def warm_up_payload() -> bytes:
+    """The payload a restored guest runs while kbuild compiles (module_templates/guest/warm-up.sh)."""
+    from ..render import templates_root
+
+    script = (templates_root() / "guest" / "warm-up.sh").read_bytes()
+    return pack_payload([FileSpec(PAYLOAD_SCRIPT, script, 0o755)])
 
 
 def guest_files() -> list[FileSpec]:

@@ -37,7 +37,7 @@ from ..vm.session import AgentVM, GuestDidNotStart, PayloadRun
 from ..vm.snapshot import SnapshotStore
 from . import leaks
 from .build import BuildFailed, Built
-from .checks import LEAK_CHECK
+from .checks import LEAK_CHECK, warm_up_payload
 from .checks import guest_files as check_files
 from .decode import decode, decode_kernel, has_line_tables, kernel_frames, module_frames, name_entries
 from .detectors import config_of, detectors, slowdown
@@ -268,6 +268,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                     timeout = (requests[i].timeout or options.timeout) * slow
                     if vm is None:  # boots while the build of request i is still running
                         vm = start_vm(number, max(timeout, options.timeout * slow))
+                        if not built[i].done():  # time to spare: the restored guest's first payload is slow
+                            vm.warm_up(warm_up_payload(), timeout)
                     try:
                         prep = built[i].result()
                     except UserError as exc:
