@@ -151,11 +151,11 @@ class BuildResult:
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
-def warm_probes(kdir: Path, args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+def warm_probes(kdir: Path, args: Sequence[str], env: Mapping[str, str], answers: Path | None) -> None:
     """Record this tree's probe answers for make arguments `args` and environment `env` (a
-    sandbox's) with a build of our own (a one-line module), once: a sandboxed build only
-    reads answers, and the first one would otherwise leave every later one probing anew."""
-    answers = kbuild_probes.answers_for(kdir, args, env)
+    sandbox's) in `answers` (kbuild_probes.answers_for: None, no cache to use) with a build of
+    our own (a one-line module), once: a sandboxed build only reads answers, and the first
+    one would otherwise leave every later one probing anew."""
     if answers is None:
         return
     warmed = answers.with_suffix(".warmed")

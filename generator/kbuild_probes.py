@@ -212,12 +212,11 @@ def write_private(path: Path, data: bytes) -> None:
     path.chmod(0o644)
 
 
-def shown_args(kdir: Path, directory: Path, shown_as: str, args: Sequence[str], env: Mapping[str, str]) -> list[str]:
-    """For a build that sees `directory` at `shown_as` (a sandbox, read-only) and runs with
-    `env`: the rules and the answers copied there, and make's arguments to use them. Nothing
-    is recorded (an untrusted Kbuild could write anything into what later builds read);
-    without answers yet, [] (kbuild probes as usual)."""
-    answers = answers_for(kdir, args, env)
+def shown_args(answers: Path | None, directory: Path, shown_as: str) -> list[str]:
+    """For a build that sees `directory` at `shown_as` (a sandbox, read-only): the rules and
+    `answers` (answers_for() of the build's tree, arguments and environment) copied there,
+    and make's arguments to use them. Nothing is recorded (an untrusted Kbuild could write
+    anything into what later builds read); without answers yet, [] (kbuild probes as usual)."""
     if answers is None or not usable(answers):
         return []
     used(answers)

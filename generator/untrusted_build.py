@@ -14,6 +14,7 @@ Edges only: stage(), build(), unpack(). A sandboxed build reads kbuild's probe a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -50,6 +51,20 @@ class Untrusted:
     # NAME.mod.o, made once by a sandboxed build of it, goes into every staged copy, and
     # kbuild keeps it wherever the submission's NAME.mod.c comes out the same.
     seed: Path | None = None
+
+    @functools.cached_property
+    def seed_digest(self) -> str:
+        """The digest of the seed as staged (its files and this Kbuild): what its cached build
+        is found by. Once per Untrusted, not per submission: staging reads every file."""
+        assert self.seed is not None
+        with tempfile.TemporaryDirectory(prefix="dbgscaffold-seed-") as tmp:
+            stage(self.seed, Path(tmp), self.kbuild)
+            return _tree_digest(Path(tmp))
+
+
+def _tree_digest(root: Path) -> str:
+    return hashlib.sha256(b"".join(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes()
+                                   for p in sorted(root.rglob("*")) if p.is_file())).hexdigest()[:16]
 
 
 def stage(project: Path, dest: Path, kbuild: str | None = None) -> None:
@@ -120,25 +135,26 @@ def _script(kdir: Path, args: Sequence[str], products: str = "-name '*.ko' -o -n
 MODULE_COMMON = (".module-common.o", "..module-common.o.cmd")
 
 
-def _module_common(kdir: Path, args: Sequence[str], limits: sandbox.Limits, probes: list[str], probe_dir: Path | None) -> Path | None:
-    """The directory holding this tree's shared .module-common.o (and its .cmd) for `args`,
-    made now if need be; None for a kernel without it or when it could not be made."""
-    if not (kbuild_probes.srctree(kdir) / "scripts" / "module-common.c").is_file():
+def _module_common(kdir: Path, args: Sequence[str], limits: sandbox.Limits, probes: list[str], probe_dir: Path | None,
+                   key: Path | None) -> Path | None:
+    """The directory holding this tree's shared .module-common.o (and its .cmd) for `args`
+    (kept beside `key`, the probe answers' file name), made now if need be; None for a
+    kernel without it or when it could not be made."""
+    if key is None or not (kbuild_probes.srctree(kdir) / "scripts" / "module-common.c").is_file():
         return None
     try:
-        answers = kbuild_probes.probe_answers(kdir, args, sandbox.environment())
-        kept = answers.with_suffix(".module-common")
+        kept = key.with_suffix(".module-common")
         kept.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with kbuild_probes.locked(kept):  # builds run side by side: one makes it, the others wait and take it
             if all((kept / name).is_file() and paths.trusted(kept / name) for name in MODULE_COMMON):
                 return kept
-            made = _make_module_common(kdir, args, limits, probes, probe_dir, answers.parent)
+            made = _make_module_common(kdir, args, limits, probes, probe_dir, key.parent)
             if made is None:
                 return None
             shutil.rmtree(kept, ignore_errors=True)
             os.replace(made, kept)  # whole or not at all
             return kept
-    except (OSError, paths.ForeignCache):
+    except OSError:
         return None
 
 
@@ -177,23 +193,22 @@ def _is_seed(name: str) -> bool:
     return name.endswith((".mod.c", ".mod.o")) or name.startswith(".") and name.endswith(".mod.o.cmd")
 
 
-def _mod_seed(kdir: Path, args: Sequence[str], how: Untrusted, probes: list[str], probe_dir: Path | None, common: Path | None) -> Path | None:
+def _mod_seed(kdir: Path, args: Sequence[str], how: Untrusted, probes: list[str], probe_dir: Path | None, common: Path | None,
+              key: Path | None) -> Path | None:
     """The directory with the seed's NAME.mod.c, NAME.mod.o and .NAME.mod.o.cmd for this
-    tree and `args`, made now if need be; None when there is no seed or it could not be made."""
-    if how.seed is None:
+    tree and `args` (kept beside `key`, the probe answers' file name), made now if need be;
+    None when there is no seed or it could not be made."""
+    if how.seed is None or key is None:
         return None
     try:
-        with tempfile.TemporaryDirectory(prefix="dbgscaffold-seed-") as tmp:
-            staged = Path(tmp) / "src"
-            staged.mkdir()
-            stage(how.seed, staged, how.kbuild)
-            digest = hashlib.sha256(b"".join(p.relative_to(staged).as_posix().encode() + b"\0" + p.read_bytes()
-                                             for p in sorted(staged.rglob("*")) if p.is_file())).hexdigest()[:16]
-            answers = kbuild_probes.probe_answers(kdir, args, sandbox.environment())
-            kept = answers.with_suffix(f".modseed-{digest}")
-            with kbuild_probes.locked(kept):
-                if kept.is_dir() and any(kept.glob("*.mod.o")) and all(paths.trusted(f) for f in kept.iterdir()):
-                    return kept
+        kept = key.with_suffix(f".modseed-{how.seed_digest}")
+        with kbuild_probes.locked(kept):
+            if kept.is_dir() and any(kept.glob("*.mod.o")) and all(paths.trusted(f) for f in kept.iterdir()):
+                return kept
+            with tempfile.TemporaryDirectory(prefix="dbgscaffold-seed-") as tmp:
+                staged = Path(tmp) / "src"
+                staged.mkdir()
+                stage(how.seed, staged, how.kbuild)
                 _copy_common(common, staged)
                 inputs = [sandbox.Input(staged, SRC), *([sandbox.Input(probe_dir, PROBES)] if probe_dir is not None else [])]
                 ran = sandbox.run(_script(kdir, [*probes, *args], "-name '*.mod.c' -o -name '*.mod.o' -o -name '.*.mod.o.cmd'"),
@@ -202,7 +217,7 @@ def _mod_seed(kdir: Path, args: Sequence[str], how: Untrusted, probes: list[str]
                 unpack(ran.result, out, lambda name: len(name.parts) == 1 and _is_seed(name.name))
                 if ran.returncode != 0 or not any(out.glob("*.mod.o")):
                     return None
-                made = Path(tempfile.mkdtemp(prefix="modseed.", dir=answers.parent))
+                made = Path(tempfile.mkdtemp(prefix="modseed.", dir=key.parent))
                 for f in out.iterdir():
                     shutil.copyfile(f, made / f.name)
                     (made / f.name).chmod(0o644)
@@ -210,7 +225,7 @@ def _mod_seed(kdir: Path, args: Sequence[str], how: Untrusted, probes: list[str]
                 shutil.rmtree(kept, ignore_errors=True)
                 os.replace(made, kept)  # whole or not at all
                 return kept
-    except (OSError, UserError, paths.ForeignCache):
+    except (OSError, UserError):
         return None
 
 
@@ -259,13 +274,20 @@ def build(project: Path, kdir: Path, args: Sequence[str], how: Untrusted) -> Ite
             result = direct_build(staged, kdir, extra_args=args)
             yield staged, relocate(result, staged, project)
             return
-        # kbuild's compiler-probe answers, read-only (never recorded from in here)
-        kbuild.warm_probes(kdir, args, sandbox.environment())
-        probes = kbuild_probes.shown_args(kdir, Path(tmp) / "probes", PROBES, args, sandbox.environment())
+        # kbuild's compiler-probe answers, read-only (never recorded from in here); their file
+        # name, found once (it stats the whole toolchain), also keys the shared objects below
+        env = sandbox.environment()
+        try:
+            key: Path | None = kbuild_probes.probe_answers(kdir, args, env)
+        except paths.ForeignCache:
+            key = None
+        answers = key if key is not None and kbuild_probes.served(kdir) else None
+        kbuild.warm_probes(kdir, args, env, answers)
+        probes = kbuild_probes.shown_args(answers, Path(tmp) / "probes", PROBES)
         probe_dir = Path(tmp) / "probes" if probes else None
-        common = _module_common(kdir, args, how.limits, probes, probe_dir)
+        common = _module_common(kdir, args, how.limits, probes, probe_dir, key)
         _copy_common(common, staged)
-        _copy_seed(_mod_seed(kdir, args, how, probes, probe_dir, common), staged)
+        _copy_seed(_mod_seed(kdir, args, how, probes, probe_dir, common, key), staged)
         inputs = [sandbox.Input(staged, SRC), *([sandbox.Input(probe_dir, PROBES)] if probe_dir is not None else [])]
         # the kernel's build directory, and the source tree an O= directory points at
         ran = sandbox.run(_script(kdir, [*probes, *args]), [*inputs, *sandbox.shown([kdir, kdir / "source"], how.hide)],

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import IN_CI, require, require_tools
-from dbgscaffold import kbuild, sandbox, untrusted_build
+from dbgscaffold import kbuild, kbuild_probes, sandbox, untrusted_build
 from dbgscaffold.kbuild import build
 from dbgscaffold.kbuild_probes import KBUILD_TRY_RUN, probe_answers, served
 
@@ -158,7 +158,8 @@ def require_sandbox() -> None:
 def test_a_sandboxed_build_reads_the_answers_and_records_none(project, cache, kernel_headers):
     require_sandbox()
     kdir = kernel_headers["6.1"].build_dir
-    kbuild.warm_probes(kdir, ["W=1"], sandbox.environment())  # what the first sandboxed build does
+    env = sandbox.environment()
+    kbuild.warm_probes(kdir, ["W=1"], env, kbuild_probes.answers_for(kdir, ["W=1"], env))  # what the first sandboxed build does
     answers = sandbox_answers(kdir, ["W=1"])
     lines = answers.read_text().splitlines()
     n, line = next((i, x) for i, x in enumerate(lines) if re.search(r"=>-\S+=<$", x) and "|-fno-" in x)

@@ -20,17 +20,19 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from ..paths import cache_dir
+from ..paths import cache_dir, file_identity
 from .qemu import Machine, argv
 
 KEEP = 4  # snapshots kept on disk (each ~60 MB); the least recently used go first
 
 
 def _file_identity(path: Path | None) -> str:
+    """paths.file_identity() with the resolved path; raises OSError for a missing file (a key
+    for no kernel is no key)."""
     if path is None:
         return ""
-    st = Path(path).stat()
-    return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    resolved = Path(path).resolve(strict=True)
+    return f"{resolved}:{file_identity(resolved)}"
 
 
 def _content_identity(path: Path | None) -> str:
