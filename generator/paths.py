@@ -14,7 +14,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import EnvironmentProblem
+from .errors import EnvironmentProblem, UserError
 
 CACHE_MODE = 0o700
 
@@ -149,3 +149,12 @@ def file_identity(path: Path) -> str:
     except OSError:
         return "-"
     return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def templates_root() -> Path:
+    """module_templates/, inside the installed package or beside generator/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "module_templates", here.parent / "module_templates"):
+        if (candidate / "module").is_dir():
+            return candidate
+    raise UserError(f"dbgscaffold is installed without its templates (looked in {here}); reinstall it.")

@@ -24,7 +24,7 @@ from . import kbuild_edit, schemas
 from .errors import EnvironmentProblem, UserError
 from .kbuild import module_makefile
 from .kinds import KINDS
-from .paths import atomic_write
+from .paths import atomic_write, templates_root
 from .spec import SPEC_FILE, load_spec
 from .spec_model import Entry, Kind, ModuleInfo, Spec
 
@@ -218,15 +218,6 @@ def template_model(spec: Spec, standalone: bool = True) -> TemplateModel:
 
 # ---------------------------------------------------------------------------
 # Templates and cookiecutter.
-
-
-def templates_root() -> Path:
-    """module_templates/, inside the installed package or beside generator/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "module_templates", here.parent / "module_templates"):
-        if (candidate / "module").is_dir():
-            return candidate
-    raise UserError(f"dbgscaffold is installed without its templates (looked in {here}); reinstall it.")
 
 
 def _render_template(template: str, context: dict, output_dir: Path) -> Path:

@@ -122,7 +122,7 @@ def test_installed_wheel_lists_the_labs_outside_the_checkout(built, tmp_path):
 
     # The data a lab run needs, resolved inside the installed package.
     probe = (
-        "from dbgscaffold.render import templates_root\n"
+        "from dbgscaffold.paths import templates_root\n"
         "from dbgscaffold.kconfig.profiles import profiles_dir\n"
         "from dbgscaffold.runner.checks import guest_library\n"
         "from dbgscaffold.lab.systemtap import patches_dir\n"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..paths import templates_root
 from ..problems import Problem, syntax_problem
 from .skeleton import SkeletonError, TodoRegion, skeleton_text
 
@@ -368,8 +369,6 @@ def load_lab(folder: Path) -> Lab:
 
 
 def labs_root() -> Path:
-    from ..render import templates_root
-
     return templates_root() / "labs"
 
 

@@ -58,7 +58,7 @@ from pathlib import Path
 
 from .. import sandbox
 from ..errors import EXIT_BUILD, EnvironmentProblem, UserError
-from ..paths import cache_dir
+from ..paths import cache_dir, templates_root
 from ..untrusted_build import Untrusted, unpack
 from ..vm.initramfs import FileSpec
 
@@ -86,8 +86,6 @@ class StapFailed(UserError):
 
 
 def patches_dir() -> Path:
-    from ..render import templates_root
-
     return templates_root() / "labs" / "systemtap" / "runtime-patches"
 
 

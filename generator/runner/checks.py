@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..paths import templates_root
 from ..spec_model import Check, Entry, Spec, printf_format, quoted
 from ..vm.agent import PAYLOAD_SCRIPT, pack_payload
 from ..vm.initramfs import DEBUGFS, FileSpec
@@ -288,24 +289,18 @@ def user_checks(project: Path) -> list[Path]:
 
 
 def guest_library() -> str:
-    from ..render import templates_root
-
     return (templates_root() / "guest" / "ktap.sh").read_text(encoding="utf-8")
 
 
 @functools.cache
 def warm_up_payload() -> bytes:
     """The payload a restored guest runs while kbuild compiles (module_templates/guest/warm-up.sh)."""
-    from ..render import templates_root
-
     script = (templates_root() / "guest" / "warm-up.sh").read_bytes()
     return pack_payload([FileSpec(PAYLOAD_SCRIPT, script, 0o755)])
 
 
 def guest_files() -> list[FileSpec]:
     """The check library and the discovery scripts, as the agent initramfs holds them."""
-    from ..render import templates_root
-
     scripts = templates_root() / "guest" / "discover"
     return [FileSpec(GUEST_LIB, guest_library().encode(), 0o644),
             *(FileSpec.from_path(f"{GUEST_DISCOVER}/{name}", scripts / name, 0o644) for name, _ in DISCOVER_SCRIPTS)]

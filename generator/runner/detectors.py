@@ -11,9 +11,11 @@ Pure: detectors(), slowdown(), has_kmemleak(). Edge: config_of() (reads the kern
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import file_identity
 from ..vm.images import KernelPair
 
 # (CONFIG symbol, what the report calls it): detectors a kernel has compiled in and on.
@@ -78,11 +80,19 @@ def has_kmemleak(config: dict[str, str]) -> bool:
 
 def config_of(pair: KernelPair) -> dict[str, str]:
     """The .config values of the kernel `pair` was built with ({} when it cannot be read)."""
+    path = Path(pair.build_dir) / ".config"
+    return dict(_config_at(str(path), file_identity(path)))
+
+
+@functools.lru_cache(maxsize=8)
+def _config_at(path: str, identity: str) -> tuple[tuple[str, str], ...]:
+    """Parsed once a process per file and version of it (~30 ms): a run reads it for the
+    VM's detectors and again for each project's checks."""
     from ..errors import UserError
     from ..kconfig.dotconfig import read_dotconfig
 
     try:
-        config = read_dotconfig(Path(pair.build_dir) / ".config")
+        config = read_dotconfig(Path(path))
     except UserError:
-        return {}
-    return {symbol: value.value for symbol, value in config.values.items()}
+        return ()
+    return tuple((symbol, value.value) for symbol, value in config.values.items())

@@ -214,9 +214,9 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
     None after a build failure) per request, in order. `on_line(i, line)` sees each
     KTAP line of request i as it arrives. A crash's module frames are decoded here,
     while the unstripped .ko files exist (they go with run()'s scratch directory)."""
-    vm_setup = _with_gdb(machine_for(pair, options.accel, options.guest_files, options.sanitize), options.gdb_port)
-    slow = slowdown(vm_setup.detectors)  # a debug kernel's checks take longer: so may they
-    dwarf = kernel_dwarf(pair)
+    qemu.require(qemu.QEMU)  # before anything builds: a message, not a traceback from a worker
+    # a debug kernel's checks take longer: so may they (the detectors machine_for() finds too)
+    slow = slowdown(detectors(config_of(pair), options.sanitize).names)
     check_timeout = options.check_timeout * slow if options.check_timeout else None
     snapshot = options.snapshot if options.gdb_port is None else False
     store = snapshot if isinstance(snapshot, SnapshotStore) else SnapshotStore() if snapshot else None
@@ -233,6 +233,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
         return options.keep_logs / f"{i + 1:03d}-{requests[i].name}" if len(requests) > 1 else options.keep_logs
 
     setup_lock = threading.Lock()
+    vm_setup: GuestSetup  # found while kbuild compiles (below); a bzImage fallback replaces it
 
     def start_vm(number: int, timeout: float) -> AgentVM:
         nonlocal vm_setup
@@ -256,6 +257,13 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
     with tempfile.TemporaryDirectory(prefix="dbgscaffold-test-") as tmp, ThreadPoolExecutor(max_workers=jobs) as builder:
         built = [builder.submit(r.checks.prepare, r.project, pair, Path(tmp) / str(i), check_timeout)
                  for i, r in enumerate(requests)]
+        try:  # while kbuild compiles: a first run extracts the vmlinux and makes the initramfs here
+            vm_setup = _with_gdb(machine_for(pair, options.accel, options.guest_files, options.sanitize), options.gdb_port)
+            dwarf = kernel_dwarf(pair)
+        except BaseException:
+            builder.shutdown(wait=False, cancel_futures=True)
+            kill_tracked()  # no build goes on for a run that cannot happen
+            raise
 
         def worker(number: int) -> None:
             vm = None
