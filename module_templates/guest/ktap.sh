@@ -272,8 +272,12 @@ checks_done() {
 _user() {
     _dbgs_res "  KTAP version 1"
     _dbgs_res "  # Subtest: $DBGS_SUBTEST"
-    # a subshell, not `sh -c`: the token stays a shell variable (see above)
-    (DBGS_INDENT='  '; . /checks/ktap.sh; [ -z "${DBGS_CHECK_LIB:-}" ] || . "$DBGS_CHECK_LIB"; . "$DBGS_SCRIPT"; exit $DBGS_FAILED)
+    # In run_check's subshell, not `sh -c`: the token stays a shell variable (see above),
+    # and the library's functions are there already: sourcing it anew cost 7 ms under TCG.
+    DBGS_INDENT='  '; DBGS_N=0; DBGS_FAILED=0
+    [ -z "${DBGS_CHECK_LIB:-}" ] || . "$DBGS_CHECK_LIB"
+    . "$DBGS_SCRIPT"
+    exit $DBGS_FAILED
 }
 run_user_check() { # N NAME PATH
     DBGS_SCRIPT=$3
