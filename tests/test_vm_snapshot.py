@@ -126,12 +126,17 @@ def test_a_snapshot_that_does_not_match_kernel_initramfs_or_qemu_is_not_used(tmp
 # Crashes the kernel once the agent empties the payload root for the next payload.
 TRIPWIRE = FileSpec(PAYLOAD_SCRIPT, b"(while [ -e /run/payload/run.sh ]; do :; done; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &\n",
                     0o755)
+# The same, for the payload after the next (the first after a warm-up).
+TRIPWIRE_AFTER_WARM_UP = FileSpec(PAYLOAD_SCRIPT, b"(while [ -e /run/payload/run.sh ]; do :; done; while [ ! -e /run/payload/run.sh ]; do :; done; "
+                                  b"while [ -e /run/payload/run.sh ]; do :; done; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &\n", 0o755)
 
 
-def test_a_restored_guest_that_dies_before_the_payload_begins_is_replaced_by_a_fresh_boot(tmp_path):
+@pytest.mark.parametrize("warm_up", [False, True], ids=["first-payload", "after-a-warm-up"])
+def test_a_restored_guest_that_dies_before_the_payload_begins_is_replaced_by_a_fresh_boot(tmp_path, warm_up):
     """Seen in CI on 6.12, rarely: a restored guest oopsed in interrupt context before the
     payload arrived, and the module was charged with the crash. Here a snapshot is saved
-    with a guest process armed to crash the kernel as the next payload comes in."""
+    with a guest process armed to crash the kernel as the next payload comes in (or the
+    one after a warm-up, which loads no module either)."""
     require_6_1()
     machine = machine_for(images.pair_for("6.1"), "tcg").machine
     store = SnapshotStore(tmp_path / "snapshots")
@@ -139,12 +144,15 @@ def test_a_restored_guest_that_dies_before_the_payload_begins_is_replaced_by_a_f
     with AgentVM(machine, store, save_snapshot=False) as vm:
         key = snapshot_key(vm.machine, version)
         assert vm.start(timeout=60).kind == "fresh"
-        assert vm.run(pack_payload([TRIPWIRE]), timeout=30).done is not None
+        assert vm.run(pack_payload([TRIPWIRE_AFTER_WARM_UP if warm_up else TRIPWIRE]), timeout=30).done is not None
         assert "saved a snapshot" in vm.save(key, version)
     filler = FileSpec(f"{PAYLOAD_ROOT}/filler", os.urandom(1 << 20), 0o644)  # incompressible: the crash comes while it arrives
     with AgentVM(machine, store) as vm:
         restored = vm.start(timeout=60)
         assert restored.kind == "snapshot", restored.note
+        if warm_up:
+            vm.warm_up(warm_up_payload(), timeout=30)
+            assert vm.boot is not None and vm.boot.kind == "snapshot", "the warm-up itself came through"
         run = vm.run(pack_payload([ALIVE, filler]), timeout=60)
     assert run.done is not None and "ok 1 alive" in run.result.results, run.result.console[-2000:]
     assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload began"), run.boot.note

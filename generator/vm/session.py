@@ -321,7 +321,9 @@ class AgentVM:
         if self.dead or self.boot is None:
             raise RuntimeError("the VM is not running")
         boot = self.boot
-        first_after_restore = boot.kind == "snapshot" and self.payloads == 0
+        # no module has run in this guest since its restore (a warm-up loads none): a death
+        # before the payload begins is the restored guest's own, never the module's
+        first_after_restore = boot.kind == "snapshot" and self.payloads == self.warm_ups
         if self.payloads:
             self.console.mark()  # the first payload also gets what the guest printed before it came
         self.payloads += 1
