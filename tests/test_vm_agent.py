@@ -150,9 +150,10 @@ def test_a_results_line_without_end_is_cut_and_the_next_line_still_arrives():
 
 
 def test_a_payload_is_judged_on_the_console_from_the_line_it_began():
-    from dbgscaffold.vm.session import died_before_payload, payload_console
+    from dbgscaffold.vm.session import died_before_a_check, payload_console
 
     console = "[ 5.1] WARNING: a starved guest\n[ 5.2] dbgscaffold: begin payload 1\n[ 5.3] mine\n"
     assert payload_console(console) == "[ 5.2] dbgscaffold: begin payload 1\n[ 5.3] mine\n"
     assert payload_console("[ 5.1] BUG: before anything\n") == "[ 5.1] BUG: before anything\n"
-    assert died_before_payload(b"[ 5.1] BUG: before anything\n") and not died_before_payload(console.encode())
+    assert died_before_a_check(b"[ 5.1] BUG: before anything\n") and died_before_a_check(console.encode())
+    assert not died_before_a_check(f"{console}[ 5.4] dbgscaffold: begin check 1\n[ 5.5] BUG: in the module\n".encode())

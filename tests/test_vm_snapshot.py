@@ -155,7 +155,7 @@ def test_a_restored_guest_that_dies_before_the_payload_begins_is_replaced_by_a_f
             assert vm.boot is not None and vm.boot.kind == "snapshot", "the warm-up itself came through"
         run = vm.run(pack_payload([ALIVE, filler]), timeout=60)
     assert run.done is not None and "ok 1 alive" in run.result.results, run.result.console[-2000:]
-    assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload began"), run.boot.note
+    assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload's first check began"), run.boot.note
     assert store.find(key) is None, "the snapshot that broke is discarded"
 
 
@@ -184,6 +184,21 @@ def test_a_warm_up_goes_before_the_first_payload_and_one_that_leaves_the_guest_u
         assert store.find(key) is None, "the snapshot that failed is discarded"
         pr = vm.run(pack_payload([ALIVE]), timeout=30)
     assert pr.done is not None and pr.done.processes_left == 0 and "ok 1 alive" in pr.result.results
+
+
+def test_a_restored_guest_dying_after_its_payload_began_but_before_a_check_gets_a_fresh_boot_then_the_verdict(tmp_path):
+    """Before the first check nothing of a module runs (the first check loads it): a death
+    there is retried on a fresh boot; dying again there, it is the payload's own verdict."""
+    require_6_1()
+    machine = machine_for(images.pair_for("6.1"), "tcg").machine
+    store = SnapshotStore(tmp_path / "snapshots")
+    assert boot_and_run(machine, store).kind == "fresh"
+    crashes = FileSpec(PAYLOAD_SCRIPT, b"echo c > /proc/sysrq-trigger\n", 0o755)
+    with AgentVM(machine, store) as vm:
+        assert vm.start(timeout=60).kind == "snapshot"
+        run = vm.run(pack_payload([crashes]), timeout=60)
+    assert run.done is None and "sysrq" in run.result.console.lower(), run.result.console[-2000:]
+    assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload's first check began"), run.boot.note
 
 
 @dataclass(frozen=True)

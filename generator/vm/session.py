@@ -30,7 +30,7 @@ from pathlib import Path
 from ..errors import EnvironmentProblem
 from ..procs import kill_group
 from .agent import PAYLOAD_BEGUN, READY, Done, new_token, parse_done, payload_message, untag
-from .crash import decode_taint
+from .crash import CHECK_BEGIN, decode_taint
 from .initramfs import BOOT_MARKER
 from .qemu import AGENT_PORT, CONSOLE, Machine, Reader, RunResult, argv, spawn
 from .qmp import Qmp, QmpError
@@ -114,10 +114,11 @@ class _SnapshotFailed(Exception):
     pass
 
 
-def died_before_payload(console: bytes) -> bool:
-    """Did the guest end before the agent began the payload (its console line)? Then
-    the death is the guest's own: no module of the payload was loaded yet."""
-    return PAYLOAD_BEGUN.encode() not in console
+def died_before_a_check(console: bytes) -> bool:
+    """Did the guest end before the payload's first check began (crash.CHECK_BEGIN on the
+    console)? Then the death is the guest's own: nothing of a module had run (the first
+    check loads it; before it the agent unpacks the payload and the check library loads)."""
+    return CHECK_BEGIN.format(id="").encode() not in console
 
 
 def payload_console(console: str) -> str:
@@ -388,10 +389,10 @@ class AgentVM:
             proc_stdout_reader = self.console
             self.close()
             proc_stdout_reader.thread.join(timeout=5)
-            if first_after_restore and not timed_out and died_before_payload(proc_stdout_reader.data()):
-                # Nothing of the payload ran: the restored guest itself broke (seen on 6.12
-                # under TCG, rarely, as an oops in interrupt context); never the module's verdict.
-                return self._retry_fresh(payload, timeout, on_line, "the restored guest died before the payload began")
+            if first_after_restore and not timed_out and died_before_a_check(proc_stdout_reader.data()):
+                # Nothing of a module ran: the restored guest itself broke (seen on 6.12 under
+                # TCG, rarely, as an oops in interrupt context); never the module's verdict.
+                return self._retry_fresh(payload, timeout, on_line, "the restored guest died before the payload's first check began")
         console = self.console.data().decode("utf-8", "replace").replace("\r\n", "\n")
         results = "".join(line + "\n" for line in lines)
         carried, self._console_carried = self._console_carried, ""
