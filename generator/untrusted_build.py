@@ -52,19 +52,22 @@ class Untrusted:
     # kbuild keeps it wherever the submission's NAME.mod.c comes out the same.
     seed: Path | None = None
 
-    @functools.cached_property
-    def seed_digest(self) -> str:
-        """The digest of the seed as staged (its files and this Kbuild): what its cached build
-        is found by. Once per Untrusted, not per submission: staging reads every file."""
-        assert self.seed is not None
-        with tempfile.TemporaryDirectory(prefix="dbgscaffold-seed-") as tmp:
-            stage(self.seed, Path(tmp), self.kbuild)
-            return _tree_digest(Path(tmp))
+
+def seed_digest(seed: Path, kbuild: str | None) -> str:
+    """The digest of `seed` as staged (its files and this Kbuild): what its cached build is
+    found by. Computed once a process per version of its files (a walk and a stat each):
+    staging reads every file, and a grade builds a submission's Untrusted anew."""
+    files = tuple((rel.as_posix(), paths.file_identity(seed / rel)) for rel in build_inputs(seed))
+    return _seed_digest(Path(seed).resolve(), kbuild, files)
 
 
-def _tree_digest(root: Path) -> str:
-    return hashlib.sha256(b"".join(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes()
-                                   for p in sorted(root.rglob("*")) if p.is_file())).hexdigest()[:16]
+@functools.lru_cache(maxsize=8)
+def _seed_digest(seed: Path, kbuild: str | None, files: tuple[tuple[str, str], ...]) -> str:
+    with tempfile.TemporaryDirectory(prefix="dbgscaffold-seed-") as tmp:
+        stage(seed, Path(tmp), kbuild)
+        root = Path(tmp)
+        return hashlib.sha256(b"".join(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes()
+                                       for p in sorted(root.rglob("*")) if p.is_file())).hexdigest()[:16]
 
 
 def stage(project: Path, dest: Path, kbuild: str | None = None) -> None:
@@ -201,7 +204,7 @@ def _mod_seed(kdir: Path, args: Sequence[str], how: Untrusted, probes: list[str]
     if how.seed is None or key is None:
         return None
     try:
-        kept = key.with_suffix(f".modseed-{how.seed_digest}")
+        kept = key.with_suffix(f".modseed-{seed_digest(how.seed, how.kbuild)}")
         with kbuild_probes.locked(kept):
             if kept.is_dir() and any(kept.glob("*.mod.o")) and all(paths.trusted(f) for f in kept.iterdir()):
                 return kept

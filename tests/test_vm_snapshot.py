@@ -174,9 +174,9 @@ def test_a_warm_up_goes_before_the_first_payload_and_one_that_leaves_the_guest_u
     assert "begin payload 1" in logged and "begin payload 2" in logged, "console.log keeps the resume and the warm-up"
     assert "begin payload 1" not in pr.result.console and "begin payload 2" in pr.result.console, "the verdict is judged on its own payload"
 
-    key = snapshot_key(AgentVM(machine).machine, qemu_version(machine.qemu))
     leaves_a_process = pack_payload([FileSpec(PAYLOAD_SCRIPT, b"sleep 1000 </dev/null >/dev/null 2>&1 &\n", 0o755)])
-    with AgentVM(machine, store) as vm:
+    with AgentVM(machine, store, workdir=tmp_path / "replaced") as vm:
+        key = snapshot_key(vm.machine, qemu_version(machine.qemu))
         assert vm.start(timeout=60).kind == "snapshot"
         vm.warm_up(leaves_a_process, timeout=30)
         assert vm.boot is not None and vm.boot.kind == "fresh", vm.boot
@@ -184,6 +184,9 @@ def test_a_warm_up_goes_before_the_first_payload_and_one_that_leaves_the_guest_u
         assert store.find(key) is None, "the snapshot that failed is discarded"
         pr = vm.run(pack_payload([ALIVE]), timeout=30)
     assert pr.done is not None and pr.done.processes_left == 0 and "ok 1 alive" in pr.result.results
+    logged = (tmp_path / "replaced" / "console.log").read_text()
+    assert logged.index("begin payload 1") < logged.index("a warm-up that loads nothing: a fresh boot") < logged.rindex("begin payload 1"), \
+        "console.log keeps the replaced guest's console, then the fresh one's"
 
 
 def test_a_restored_guest_dying_after_its_payload_began_but_before_a_check_gets_a_fresh_boot_then_the_verdict(tmp_path):

@@ -275,9 +275,10 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                         return
                     timeout = (requests[i].timeout or options.timeout) * slow
                     if vm is None:  # boots while the build of request i is still running
-                        vm = start_vm(number, max(timeout, options.timeout * slow))
+                        boot_timeout = max(timeout, options.timeout * slow)  # a boot may need more than a short [test] timeout
+                        vm = start_vm(number, boot_timeout)
                         if not built[i].done():  # time to spare: the restored guest's first payload is slow
-                            vm.warm_up(warm_up_payload(), timeout)
+                            vm.warm_up(warm_up_payload(), boot_timeout)
                     try:
                         prep = built[i].result()
                     except UserError as exc:

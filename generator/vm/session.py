@@ -44,6 +44,7 @@ _LIVE: weakref.WeakSet[AgentVM] = weakref.WeakSet()
 @atexit.register
 def _close_all() -> None:
     for vm in list(_LIVE):
+        vm.exiting = True  # a worker thread seeing its guest end now must not blame the snapshot
         vm.close()
 
 
@@ -157,7 +158,8 @@ class AgentVM:
         self.boot: BootInfo | None = None
         self.payloads = 0
         self.warm_ups = 0  # of self.payloads, run by warm_up()
-        self._console_carried = ""  # the warm-up's console, for the next payload's console.log
+        self._console_carried = ""  # for the next payload's console.log: a warm-up's, a replaced guest's
+        self.exiting = False  # set at exit, before close()
         self.dead = True
         self._saving: Path | None = None  # a snapshot being written: close() removes it
         self._closing = threading.Lock()
@@ -326,6 +328,8 @@ class AgentVM:
         # before the payload begins is the restored guest's own, never the module's
         first_after_restore = boot.kind == "snapshot" and self.payloads == self.warm_ups
         if self.payloads:
+            if self.payloads == self.warm_ups:  # the first after a warm-up: console.log keeps all since the resume
+                self._console_carried += self._console_text()
             self.console.mark()  # the first payload also gets what the guest printed before it came
         self.payloads += 1
         boot_seconds = boot.seconds if self.payloads == self.warm_ups + 1 else 0.0
@@ -389,11 +393,11 @@ class AgentVM:
             proc_stdout_reader = self.console
             self.close()
             proc_stdout_reader.thread.join(timeout=5)
-            if first_after_restore and not timed_out and died_before_a_check(proc_stdout_reader.data()):
+            if first_after_restore and not timed_out and not self.exiting and died_before_a_check(proc_stdout_reader.data()):
                 # Nothing of a module ran: the restored guest itself broke (seen on 6.12 under
                 # TCG, rarely, as an oops in interrupt context); never the module's verdict.
                 return self._retry_fresh(payload, timeout, on_line, "the restored guest died before the payload's first check began")
-        console = self.console.data().decode("utf-8", "replace").replace("\r\n", "\n")
+        console = self._console_text()
         results = "".join(line + "\n" for line in lines)
         carried, self._console_carried = self._console_carried, ""
         if self.workdir is not None:
@@ -422,14 +426,18 @@ class AgentVM:
         finally:
             self.workdir = workdir
         self.warm_ups += 1
-        console = self.console.data().decode("utf-8", "replace").replace("\r\n", "\n")
         done = pr.done
         if done is None or done.modules_loaded or done.processes_left or decode_taint(done.taint).failed:
             self._replace_with_fresh(timeout, "the restored guest failed a warm-up that loads nothing")
-        self._console_carried = console
+
+    def _console_text(self) -> str:
+        return self.console.data().decode("utf-8", "replace").replace("\r\n", "\n")
 
     def _replace_with_fresh(self, timeout: float, why: str) -> None:
+        """Boot fresh instead of this guest, whose console goes into the next payload's
+        console.log, and discard the snapshot it came from."""
         self.close()
+        self._console_carried += f"{self._console_text()}\n--- dbgscaffold: {why}: a fresh boot ---\n"
         if self.store is not None:
             self.store.discard(snapshot_key(self.machine, qemu_version(self.machine.qemu)))
         self.boot = self._fresh(timeout, None, None, f"{why}: discarded the snapshot, booted fresh")
