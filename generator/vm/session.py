@@ -325,7 +325,7 @@ class AgentVM:
             raise RuntimeError("the VM is not running")
         boot = self.boot
         # no module has run in this guest since its restore (a warm-up loads none): a death
-        # before the payload begins is the restored guest's own, never the module's
+        # before the payload's first check begins is the restored guest's own, never the module's
         first_after_restore = boot.kind == "snapshot" and self.payloads == self.warm_ups
         if self.payloads:
             if self.payloads == self.warm_ups:  # the first after a warm-up: console.log keeps all since the resume
