@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The issue's baseline: the same module job under virtme-ng against `dbgscaffold test`.
 
-    .venv/bin/python scripts/bench_virtme.py [--runs 3] [--self-check] [--timeout 300]
+    .venv/bin/python scripts/bench_virtme.py [--runs 3] [--kernel 6.1 ...] [--self-check] [--timeout 300]
 
 virtme-ng 1.42 is NOT a project dependency: it is installed from PyPI into its own
 venv, $DBGSCAFFOLD_CACHE/bench-virtme (default ~/.cache/dbgscaffold/bench-virtme),
 the first time (needs pip and the registry; exit 4 if that fails).
 
-The job, on the default kernel pair (`dbgscaffold kernels`): `dbgscaffold new
+The job, on each kernel pair (--kernel, repeatable; default: every complete pair
+`dbgscaffold kernels` lists, Debian's 6.1 and 6.12 here): `dbgscaffold new
 mydebug` once (the classic a/b/subdir/c module), one untimed warm-up of each
 side, then the edit loop, timed: one source line of mydebug_debugfs.c changed,
 then
@@ -19,16 +20,17 @@ then
     virtme-ng's exit status travels over a virtio-serial port whose device link
     exists only once udev has run, so it cannot be trusted alone. Two option
     sets: `default` and `tuned` (see VARIANTS);
-  - dbgscaffold cycle: `dbgscaffold test DIR` timed whole (its incremental
-    build + pack + boot or snapshot restore + 21 checks); exit 0 expected.
+  - dbgscaffold cycle: `dbgscaffold test DIR --kernel REL` timed whole (its
+    incremental build + pack + snapshot restore + 21 checks); exit 0 expected.
 All three interleaved, rotating which goes first (this host is noisy, +-40 %,
-and other people's VMs run on it: the load average is printed per run).
+and other people's VMs run on it: the load average is printed per run). Then
+`dbgscaffold test` again --runs times with nothing changed ("warm unchanged").
 
-Prints medians and min/max, the ratios virtme-ng / dbgscaffold and whether the
-issue's target (virtme-ng >= 5x slower, judged on the tuned variant) is met.
-Exit 0 met, 1 NOT met, 2 a run of the job failed, 4 virtme-ng cannot be
-installed or run here (the command and its output tail are printed; no number
-is made up). Not a timed test.
+Prints medians and min/max, the ratios virtme-ng / dbgscaffold and issue 14's
+targets: the edit loop <= 1.2 s, warm unchanged <= 0.8 s, tuned virtme-ng >= 9x
+slower than the edit loop. Exit 0 all met, 1 one NOT met, 2 a run of the job
+failed, 4 virtme-ng cannot be installed or run here (the command and its output
+tail are printed; no number is made up). Not a timed test.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from dbgscaffold.paths import cache_dir
 from dbgscaffold.vm import images
 
 VNG_VERSION = "1.42"
-TARGET_RATIO = 5.0
+TARGET_RATIO = 9.0  # tuned virtme-ng / the edit loop (issue 14)
+TARGET_EDIT, TARGET_WARM = 1.2, 0.8  # seconds (issue 14)
 REPO = Path(__file__).resolve().parent.parent
 # Printed by arithmetic so the literal never appears in the script text (nor in an echo of it).
 MARKER = "VNG-JOB-1234-PASSED"
@@ -220,9 +223,11 @@ def closing_lines(text: str) -> list[str]:
 
 
 def edit(module: Path, n: int) -> None:
-    """A real source change (a comment line), so both sides must recompile, as after an edit."""
+    """A real source change, so both sides must recompile as after an edit: a line of code,
+    not a comment (modpost's srcversion ignores comments, so a comment leaves NAME.mod.c
+    as it was and kbuild skips compiling NAME.mod.o; a code edit does not)."""
     src = module / "mydebug_debugfs.c"
-    src.write_text(f"{src.read_text()}/* bench_virtme edit {n} */\n")
+    src.write_text(f"{src.read_text()}static const int bench_virtme_edit_{n} __maybe_unused = {n};\n")
 
 
 def fmt(values: list[float]) -> str:
@@ -238,30 +243,39 @@ def median8(values: list[float]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--kernel", action="append", default=[], help="a release or series (repeatable; default: every complete pair)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds one vng run may take")
     ap.add_argument("--self-check", action="store_true",
                     help="first run the tuned variant once on a wrong expected value: it must be judged a failure")
     args = ap.parse_args()
 
-    pair, why = images.default_pair()
+    pairs = [images.pair_for(k) for k in args.kernel] or list(images.scan_pairs().pairs)
+    if not pairs:
+        raise SystemExit("bench_virtme: no complete kernel image + headers pair (dbgscaffold kernels)")
     venv = cache_dir() / "bench-virtme"
-    print(f"kernel {pair.release} ({why})")
     print(f"host   {os.cpu_count()} CPUs, load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     dbg = dbgscaffold_bin()
+    codes = []
     try:
         if not shutil.which("qemu-system-x86_64"):
             raise Unavailable("qemu-system-x86_64 is not installed")
         vng = ensure_vng(venv)
-        with tempfile.TemporaryDirectory(prefix="bench-virtme-") as tmp:
-            return bench(args, pair, vng, dbg, Path(tmp))
+        for pair in pairs:
+            print(f"\n=== kernel {pair.release}", flush=True)
+            with tempfile.TemporaryDirectory(prefix="bench-virtme-") as tmp:
+                codes.append(bench(args, pair, vng, dbg, Path(tmp)))
+            if codes[-1] == 2:
+                return 2
     except Unavailable as exc:
         print(f"\nvirtme-ng cannot run here: {exc}\nno virtme-ng figure, so no ratio.", file=sys.stderr)
         return 4
+    return max(codes)
 
 
 def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
     module = tmp / "mydebug"
     r = run([dbg, "new", "mydebug", "-o", str(module)])
+    dbg_test = [dbg, "test", str(module), "--kernel", pair.release]
     if r.returncode != 0:
         raise SystemExit(f"bench_virtme: dbgscaffold new failed:\n{tail(r.stdout + r.stderr)}")
     guest = tmp / "guest.sh"
@@ -272,7 +286,7 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
     for v, argv in argvs.items():
         print(f"  {v:8} {shell_line(argv)}")
         print(f"  {'':8} -> {root_fs(vng, argv)}")
-    print(f"dbgscaffold: {dbg} test {module}\n", flush=True)
+    print(f"dbgscaffold: {shell_line(dbg_test)}\n", flush=True)
 
     if args.self_check:
         bad = tmp / "guest-wrong.sh"
@@ -289,7 +303,7 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
     # The timed cycles are the edit loop: one source line changed, rebuild, test.
     print("warm-up (untimed): make modules, dbgscaffold test", flush=True)
     run(["make", "-C", str(pair.build_dir), f"M={module}", "modules"])
-    w = run([dbg, "test", str(module)], timeout=args.timeout)
+    w = run(dbg_test, timeout=args.timeout)
     if w.returncode != 0:
         print(f"dbgscaffold test (warm-up) exited {w.returncode}:\n{tail(w.stdout + w.stderr, 40)}", file=sys.stderr)
         return 2
@@ -306,7 +320,7 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
             s = rows[name]
             if name == "dbgscaffold":
                 start = time.perf_counter()
-                d = run([dbg, "test", str(module)], timeout=args.timeout)
+                d = run(dbg_test, timeout=args.timeout)
                 total = time.perf_counter() - start
                 if d.returncode != 0:
                     print(f"dbgscaffold test exited {d.returncode}:\n{tail(d.stdout + d.stderr, 40)}", file=sys.stderr)
@@ -337,24 +351,45 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
             s.load.append(load)
             print(f"  run {i + 1} {name:11} {total:6.2f} s  ({detail}; load {load:.2f})", flush=True)
 
+    # Warm unchanged: the same command again, nothing edited (the build is a no-op); the
+    # untimed first run builds the last virtme-ng cycle's edit.
+    run(dbg_test, timeout=args.timeout)
+    warm = Samples()
+    for i in range(args.runs):
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        d = run(dbg_test, timeout=args.timeout)
+        total = time.perf_counter() - start
+        if d.returncode != 0:
+            print(f"dbgscaffold test (unchanged) exited {d.returncode}:\n{tail(d.stdout + d.stderr, 40)}", file=sys.stderr)
+            return 2
+        warm.total.append(total)
+        warm.load.append(load)
+        print(f"  run {i + 1} {'unchanged':11} {total:6.2f} s  (exit 0; {' / '.join(closing_lines(d.stdout + d.stderr))}; load {load:.2f})",
+              flush=True)
+
     print(f"\n{'':24} {'total: median (min..max)':>26} {'build':>8} {'rest':>8}   ({args.runs} runs, seconds; rest = total - build)")
     for name in names:
         s = rows[name]
         label = f"virtme-ng {name}" if name in VARIANTS else "dbgscaffold test"
         print(f"{label:24} {fmt(s.total):>26} {median8(s.build)} {median8(s.vm)}")
+    print(f"{'dbgscaffold, unchanged':24} {fmt(warm.total):>26}")
     base = statistics.median(rows["dbgscaffold"].total)
+    unchanged = statistics.median(warm.total)
     print()
     for v in VARIANTS:
         ratio = statistics.median(rows[v].total) / base
-        print(f"virtme-ng {v:8} / dbgscaffold = {ratio:5.1f}x   target >= {TARGET_RATIO:g}x: "
-              f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}")
-    loads = [x for s in rows.values() for x in s.load]
+        print(f"virtme-ng {v:8} / dbgscaffold = {ratio:5.1f}x")
+    loads = [x for s in [*rows.values(), warm] for x in s.load]
     print(f"load average (1 min) at run starts: {min(loads):.2f}..{max(loads):.2f}; at end "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     tuned = statistics.median(rows["tuned"].total) / base
-    print(f"verdict (on the tuned variant, the fair baseline): target >= {TARGET_RATIO:g}x "
-          f"{'met' if tuned >= TARGET_RATIO else 'NOT met'} ({tuned:.1f}x)")
-    return 0 if tuned >= TARGET_RATIO else 1
+    verdicts = [(f"tuned virtme-ng / the edit loop >= {TARGET_RATIO:g}x", tuned >= TARGET_RATIO, f"{tuned:.1f}x"),
+                (f"edit loop <= {TARGET_EDIT:g} s", base <= TARGET_EDIT, f"{base:.2f} s"),
+                (f"warm unchanged <= {TARGET_WARM:g} s", unchanged <= TARGET_WARM, f"{unchanged:.2f} s")]
+    for what, met, figure in verdicts:
+        print(f"target {what}: {'met' if met else 'NOT met'} ({figure}, {pair.release})")
+    return 0 if all(met for _, met, _ in verdicts) else 1
 
 
 if __name__ == "__main__":
