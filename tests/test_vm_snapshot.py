@@ -156,6 +156,7 @@ def test_a_restored_guest_that_dies_before_the_payload_begins_is_replaced_by_a_f
         run = vm.run(pack_payload([ALIVE, filler]), timeout=60)
     assert run.done is not None and "ok 1 alive" in run.result.results, run.result.console[-2000:]
     assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload's first check began"), run.boot.note
+    assert "(Kernel panic - not syncing: sysrq triggered crash)" in run.boot.note, "the note says how the restored guest died"
     assert store.find(key) is None, "the snapshot that broke is discarded"
 
 
@@ -202,6 +203,7 @@ def test_a_restored_guest_dying_after_its_payload_began_but_before_a_check_gets_
         run = vm.run(pack_payload([crashes]), timeout=60)
     assert run.done is None and "sysrq" in run.result.console.lower(), run.result.console[-2000:]
     assert run.boot.kind == "fresh" and run.boot.note.startswith("the restored guest died before the payload's first check began"), run.boot.note
+    assert "(Kernel panic - not syncing: sysrq triggered crash)" in run.boot.note, "the note says how the first guest died"
 
 
 @dataclass(frozen=True)
