@@ -4,7 +4,7 @@ QEMU (vm.qemu) and make -j (kernel_build) both fork trees of processes that must
 not outlive the command that started them: child_setup() makes each die when we
 die (even by SIGKILL), kill_group() ends a whole group on every way out, and
 kill_tracked() ends the tracked ones (make, sandboxes) that threads wait on when
-a signal arrives in the main thread.
+a signal arrives in the main thread; within stopping(), so does track() each new one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_THP_DISABLE = 41
@@ -44,16 +45,27 @@ def vm_child_setup() -> None:
 # threads that wait on them are not the main thread, so nothing else would stop them.
 _RUNNING: set[subprocess.Popen] = set()
 _LOCK = threading.Lock()
+_stopping = 0  # how many stopping() blocks are open
 
 
 def track(proc: subprocess.Popen) -> None:
     with _LOCK:
         _RUNNING.add(proc)
+        stop = _stopping > 0
+    if stop:
+        _kill(proc)
 
 
 def untrack(proc: subprocess.Popen) -> None:
     with _LOCK:
         _RUNNING.discard(proc)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def kill_tracked() -> None:
@@ -62,19 +74,29 @@ def kill_tracked() -> None:
     with _LOCK:
         procs = list(_RUNNING)
     for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill(proc)
+
+
+@contextmanager
+def stopping() -> Iterator[None]:
+    """kill_tracked(), and until the block ends every group tracked from now on as it is
+    tracked: for waiting on threads whose work has several steps (a sandboxed build runs
+    a few), which would otherwise start the next step after the one that was killed."""
+    global _stopping
+    with _LOCK:
+        _stopping += 1
+    try:
+        kill_tracked()
+        yield
+    finally:
+        with _LOCK:
+            _stopping -= 1
 
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the process group `proc` leads (started with start_new_session) and wait
     for `proc`; idempotent."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _kill(proc)
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover - a process in D state

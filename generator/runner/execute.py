@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import EXIT_CHECKS_FAILED, UserError
-from ..procs import kill_tracked
+from ..procs import stopping
 from ..vm import crash, images, qemu
 from ..vm.agent import agent_initramfs
 from ..vm.images import KernelPair, boot_image
@@ -262,7 +262,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
             dwarf = kernel_dwarf(pair)
         except BaseException:
             builder.shutdown(wait=False, cancel_futures=True)
-            kill_tracked()  # no build goes on for a run that cannot happen
+            with stopping():  # no build goes on for a run that cannot happen: neither the step
+                builder.shutdown(wait=True)  # running now nor the next one of a sandboxed build
             raise
 
         def worker(number: int) -> None:
@@ -319,9 +320,10 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
         except BaseException:
             failures.append(KeyboardInterrupt())
             builder.shutdown(wait=False, cancel_futures=True)  # builds not started never start
-            kill_tracked()  # and the running ones (make, a sandbox) stop now, not when done
-            for t in threads:
-                t.join(timeout=15)
+            with stopping():  # and the running ones (make, a sandbox) stop now, not when done
+                for t in threads:
+                    t.join(timeout=15)
+                builder.shutdown(wait=True)
             raise
         if failures:
             raise failures[0]
