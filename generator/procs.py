@@ -45,13 +45,13 @@ def vm_child_setup() -> None:
 # threads that wait on them are not the main thread, so nothing else would stop them.
 _RUNNING: set[subprocess.Popen] = set()
 _LOCK = threading.Lock()
-_stopping = 0  # how many stopping() blocks are open
+_STOPPERS: set[object] = set()  # one token per open stopping() block
 
 
 def track(proc: subprocess.Popen) -> None:
     with _LOCK:
         _RUNNING.add(proc)
-        stop = _stopping > 0
+        stop = bool(_STOPPERS)
     if stop:
         _kill(proc)
 
@@ -82,15 +82,15 @@ def stopping() -> Iterator[None]:
     """kill_tracked(), and until the block ends every group tracked from now on as it is
     tracked: for waiting on threads whose work has several steps (a sandboxed build runs
     a few), which would otherwise start the next step after the one that was killed."""
-    global _stopping
-    with _LOCK:
-        _stopping += 1
+    token = object()  # a token, not a count: a signal before the add leaves nothing behind
     try:
+        with _LOCK:
+            _STOPPERS.add(token)
         kill_tracked()
         yield
     finally:
         with _LOCK:
-            _stopping -= 1
+            _STOPPERS.discard(token)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -31,6 +31,7 @@ targets: the edit loop <= 1.2 s, warm unchanged <= 0.8 s, tuned virtme-ng >= 9x
 slower than the edit loop. Exit 0 all met, 1 one NOT met, 2 a run of the job
 failed, 4 virtme-ng cannot be installed or run here (the command and its output
 tail are printed; no number is made up). Not a timed test.
+(2 also when the job cannot run at all: no kernel pair, an unknown --kernel.)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbgscaffold.errors import UserError
 from dbgscaffold.paths import cache_dir
 from dbgscaffold.vm import images
 
@@ -106,6 +108,10 @@ class Unavailable(Exception):
     """virtme-ng cannot be installed or run here: the message says why."""
 
 
+class JobFailed(Exception):
+    """The job cannot run (no kernel pair, `new` or make failed): the message says why (exit 2)."""
+
+
 @dataclass
 class Samples:
     build: list[float] = field(default_factory=list)
@@ -126,7 +132,7 @@ def dbgscaffold_bin() -> str:
     local = REPO / ".venv" / "bin" / "dbgscaffold"
     found = str(local) if local.exists() else shutil.which("dbgscaffold")
     if not found:
-        raise SystemExit("bench_virtme: no dbgscaffold command (run scripts/setup.sh)")
+        raise JobFailed("no dbgscaffold command. Fix: run scripts/setup.sh")
     return found
 
 
@@ -206,7 +212,7 @@ def virtme_cycle(vng: Path, argv: list[str], module: Path, build_dir: Path, time
     r = run(["make", "-C", str(build_dir), f"M={module}", "modules"])
     build = time.perf_counter() - start
     if r.returncode != 0:
-        raise SystemExit(f"bench_virtme: make failed:\n{tail(r.stdout + r.stderr)}")
+        raise JobFailed(f"make failed:\n{tail(r.stdout + r.stderr)}")
     start = time.perf_counter()
     try:
         v = run(argv, env=vng_env(vng), stdin=subprocess.DEVNULL, timeout=timeout)
@@ -249,9 +255,18 @@ def main() -> int:
                     help="first run the tuned variant once on a wrong expected value: it must be judged a failure")
     args = ap.parse_args()
 
+    try:
+        return bench_pairs(args)
+    except (JobFailed, UserError) as exc:  # UserError: an unknown --kernel (its message has a Fix line)
+        print(f"bench_virtme: {exc}", file=sys.stderr)
+        return 2
+
+
+def bench_pairs(args) -> int:
     pairs = [images.pair_for(k) for k in args.kernel] or list(images.scan_pairs().pairs)
     if not pairs:
-        raise SystemExit("bench_virtme: no complete kernel image + headers pair (dbgscaffold kernels)")
+        raise JobFailed("no complete kernel image + headers pair. Fix: install linux-image and linux-headers of one release "
+                        "(`dbgscaffold kernels` lists what is here)")
     venv = cache_dir() / "bench-virtme"
     print(f"host   {os.cpu_count()} CPUs, load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     dbg = dbgscaffold_bin()
@@ -277,7 +292,7 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
     r = run([dbg, "new", "mydebug", "-o", str(module)])
     dbg_test = [dbg, "test", str(module), "--kernel", pair.release]
     if r.returncode != 0:
-        raise SystemExit(f"bench_virtme: dbgscaffold new failed:\n{tail(r.stdout + r.stderr)}")
+        raise JobFailed(f"dbgscaffold new failed:\n{tail(r.stdout + r.stderr)}")
     guest = tmp / "guest.sh"
     guest.write_text(GUEST_SCRIPT.format(ko=module / "mydebug.ko", a=5))
     guest_cmd = f"sh {guest}"
@@ -352,7 +367,7 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
             print(f"  run {i + 1} {name:11} {total:6.2f} s  ({detail}; load {load:.2f})", flush=True)
 
     # Warm unchanged: the same command again, nothing edited (the build is a no-op); the
-    # untimed first run builds the last virtme-ng cycle's edit.
+    # untimed first run builds the edit of the last cycle if that was virtme-ng's.
     run(dbg_test, timeout=args.timeout)
     warm = Samples()
     for i in range(args.runs):
@@ -384,7 +399,7 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
     print(f"load average (1 min) at run starts: {min(loads):.2f}..{max(loads):.2f}; at end "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     tuned = statistics.median(rows["tuned"].total) / base
-    verdicts = [(f"tuned virtme-ng / the edit loop >= {TARGET_RATIO:g}x", tuned >= TARGET_RATIO, f"{tuned:.1f}x"),
+    verdicts = [(f"tuned virtme-ng / the edit loop >= {TARGET_RATIO:g}x", tuned >= TARGET_RATIO, f"{tuned:.2f}x"),
                 (f"edit loop <= {TARGET_EDIT:g} s", base <= TARGET_EDIT, f"{base:.2f} s"),
                 (f"warm unchanged <= {TARGET_WARM:g} s", unchanged <= TARGET_WARM, f"{unchanged:.2f} s")]
     for what, met, figure in verdicts:

@@ -158,11 +158,3 @@ def test_a_payload_is_judged_on_the_console_from_the_line_it_began():
     assert died_before_a_check(b"[ 5.1] BUG: before anything\n") and died_before_a_check(console.encode())
     assert not died_before_a_check(f"{console}[ 5.4] dbgscaffold: begin check 1\n[ 5.5] BUG: in the module\n".encode())
 
-
-def test_a_dead_guest_is_described_by_its_last_report():
-    from dbgscaffold.vm.session import how_it_died
-
-    console = (b"[ 5.1] BUG: kernel NULL pointer dereference, address: 0000000000000000\r\n"
-               b"[ 5.1] RIP: 0010:timer_fn+0x1/0x20\r\n[ 5.2] Kernel panic - not syncing: Fatal exception in interrupt\r\n")
-    assert how_it_died(console) == "Kernel panic - not syncing: Fatal exception in interrupt"
-    assert how_it_died(b"[ 5.1] reboot: Power down\n") == ""

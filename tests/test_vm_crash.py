@@ -382,3 +382,18 @@ def test_refcount_and_list_corruption_on_the_debug_kernel(name, kind, title):
     assert reports and (reports[0].kind, reports[0].title) == (kind, title), [(r.kind, r.title) for r in reports]
     assert reports[0].check == "1"
     assert "index 8 is out of range" in reports[0].excerpt if kind == "ubsan" else "WARNING: CPU: 0 PID: 45 at lib/" in reports[0].excerpt
+
+
+def test_a_dead_guest_is_described_by_the_oops_that_killed_it_and_the_panic_after():
+    from dbgscaffold.vm.crash import what_killed
+
+    oops = ("[ 5.0] WARNING: CPU: 0 PID: 1 at kernel/foo.c:1 foo+0x1/0x2\n[ 5.0] ---[ end trace 0000000000000000 ]---\n"
+            "[ 5.1] BUG: kernel NULL pointer dereference, address: 0000000000000000\n[ 5.1] Oops: 0002 [#1] PREEMPT SMP NOPTI\n"
+            "[ 5.1] RIP: 0010:timer_fn+0x1/0x20\n")
+    panic = "[ 5.2] Kernel panic - not syncing: Fatal exception in interrupt\n"
+    assert what_killed(oops + panic) == ("BUG: kernel NULL pointer dereference in timer_fn"
+                                         " → Kernel panic - not syncing: Fatal exception in interrupt")
+    assert what_killed(oops) == "BUG: kernel NULL pointer dereference in timer_fn"
+    assert what_killed("[ 5.1] sysrq: Trigger a crash\n[ 5.1] Kernel panic - not syncing: sysrq triggered crash\n") == \
+        "Kernel panic - not syncing: sysrq triggered crash"
+    assert what_killed("[ 5.0] reboot: Power down\n") == ""

@@ -208,6 +208,13 @@ def _dirty(pr: PayloadRun) -> bool:
             or crash.decode_taint(pr.done.taint).failed)
 
 
+def _stop_builds(builder: ThreadPoolExecutor) -> None:
+    """For a run that cannot go on: builds not started never start, and the running ones
+    stop now, each of their steps (a sandboxed build runs several), not when done."""
+    with stopping():
+        builder.shutdown(wait=True, cancel_futures=True)
+
+
 def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = RunOptions(),
         on_line: Callable[[int, str], None] | None = None) -> list[tuple[TestRun, Prepared | None]]:
     """Every request on `pair` in as few boots as possible; one (TestRun, Prepared or
@@ -261,9 +268,7 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
             vm_setup = _with_gdb(machine_for(pair, options.accel, options.guest_files, options.sanitize), options.gdb_port)
             dwarf = kernel_dwarf(pair)
         except BaseException:
-            builder.shutdown(wait=False, cancel_futures=True)
-            with stopping():  # no build goes on for a run that cannot happen: neither the step
-                builder.shutdown(wait=True)  # running now nor the next one of a sandboxed build
+            _stop_builds(builder)
             raise
 
         def worker(number: int) -> None:
@@ -290,6 +295,8 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
                         failure = BuildFailure(pair.release, requests[i].project, message, lines=(message,))
                         results[i] = (TestRun.of_build_failure(requests[i].name, failure), None)
                         continue
+                    if failures:  # another worker failed while this build ran: the run is over
+                        return
                     vm.workdir = logs(i)
                     line_of_i: Callable[[str], None] | None = None
                     if on_line is not None:
@@ -317,14 +324,17 @@ def run(requests: Sequence[RunRequest], pair: KernelPair, options: RunOptions = 
             for t in threads:
                 while t.is_alive():
                     t.join(timeout=0.2)  # stays responsive to ^C
+                    if failures:  # a worker failed: the others' builds stop now, not when done
+                        _stop_builds(builder)
         except BaseException:
             failures.append(KeyboardInterrupt())
-            builder.shutdown(wait=False, cancel_futures=True)  # builds not started never start
-            with stopping():  # and the running ones (make, a sandbox) stop now, not when done
+            with stopping():  # as _stop_builds, while the workers leave
+                builder.shutdown(wait=False, cancel_futures=True)
                 for t in threads:
                     t.join(timeout=15)
                 builder.shutdown(wait=True)
             raise
         if failures:
+            _stop_builds(builder)
             raise failures[0]
     return [r for r in results if r is not None]

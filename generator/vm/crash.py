@@ -244,6 +244,18 @@ def classify(log: str, max_lines: int = MAX_REPORT_LINES) -> list[CrashReport]:
     return _merge_repeats(reports)
 
 
+def what_killed(log: str) -> str:
+    """How a dead guest died, from its console: the title of its first fatal report (the
+    oops that names the function) and, when the kernel then panicked, the panic's line;
+    else the title of its last report; "" when it holds none."""
+    reports = classify(log)
+    fatal = next((r for r in reports if r.fatal), None)
+    if fatal is None:
+        return reports[-1].title if reports else ""
+    last = reports[-1]
+    return fatal.title if last is fatal or last.kind != "panic" else f"{fatal.title} → {last.title}"
+
+
 _HUNG_TASK = re.compile(r"INFO: task (\S+:\d+) blocked")
 
 

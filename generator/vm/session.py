@@ -30,7 +30,7 @@ from pathlib import Path
 from ..errors import EnvironmentProblem
 from ..procs import kill_group
 from .agent import PAYLOAD_BEGUN, READY, Done, new_token, parse_done, payload_message, untag
-from .crash import CHECK_BEGIN, classify, decode_taint
+from .crash import CHECK_BEGIN, decode_taint, what_killed
 from .initramfs import BOOT_MARKER
 from .qemu import AGENT_PORT, CONSOLE, Machine, Reader, RunResult, argv, spawn
 from .qmp import Qmp, QmpError
@@ -120,12 +120,6 @@ def died_before_a_check(console: bytes) -> bool:
     console)? Then the death is the guest's own: nothing of a module had run (the first
     check loads it; before it the agent unpacks the payload and the check library loads)."""
     return CHECK_BEGIN.format(id="").encode() not in console
-
-
-def how_it_died(console: bytes) -> str:
-    """The last report a dead guest's console holds (a panic's line, most often), or ""."""
-    reports = classify(console.decode("utf-8", "replace").replace("\r\n", "\n"))
-    return reports[-1].title if reports else ""
 
 
 def payload_console(console: str) -> str:
@@ -402,9 +396,9 @@ class AgentVM:
             if first_after_restore and not timed_out and not self.exiting and died_before_a_check(proc_stdout_reader.data()):
                 # Nothing of a module ran: the restored guest itself broke (seen on 6.12 under
                 # TCG, rarely, as an oops in interrupt context); never the module's verdict.
-                how = how_it_died(proc_stdout_reader.data())
-                return self._retry_fresh(payload, timeout, on_line,
-                                         f"the restored guest died before the payload's first check began{f' ({how})' if how else ''}")
+                why = "the restored guest died before the payload's first check began"
+                how = what_killed(proc_stdout_reader.data().decode("utf-8", "replace").replace("\r\n", "\n"))
+                return self._retry_fresh(payload, timeout, on_line, f"{why} ({how})" if how else why)
         console = self._console_text()
         results = "".join(line + "\n" for line in lines)
         carried, self._console_carried = self._console_carried, ""
