@@ -228,6 +228,17 @@ def closing_lines(text: str) -> list[str]:
     return [ln for ln in lines if ln.startswith("pass:")] + [ln[:90] for ln in lines if "snapshot" in ln]
 
 
+def timed_test(argv: list[str], timeout: float, what: str) -> tuple[float, str] | None:
+    """(seconds, output) of one `dbgscaffold test`, or None (said why) when it did not pass."""
+    start = time.perf_counter()
+    d = run(argv, timeout=timeout)
+    total = time.perf_counter() - start
+    if d.returncode != 0:
+        print(f"dbgscaffold test ({what}) exited {d.returncode}:\n{tail(d.stdout + d.stderr, 40)}", file=sys.stderr)
+        return None
+    return total, d.stdout + d.stderr
+
+
 def edit(module: Path, n: int) -> None:
     """A real source change, so both sides must recompile as after an edit: a line of code,
     not a comment (modpost's srcversion ignores comments, so a comment leaves NAME.mod.c
@@ -334,13 +345,10 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
             load = os.getloadavg()[0]
             s = rows[name]
             if name == "dbgscaffold":
-                start = time.perf_counter()
-                d = run(dbg_test, timeout=args.timeout)
-                total = time.perf_counter() - start
-                if d.returncode != 0:
-                    print(f"dbgscaffold test exited {d.returncode}:\n{tail(d.stdout + d.stderr, 40)}", file=sys.stderr)
+                timed = timed_test(dbg_test, args.timeout, "after an edit")
+                if timed is None:
                     return 2
-                text = d.stdout + d.stderr
+                total, text = timed
                 m = re.search(r"\(build ([0-9.]+) s", text)
                 build = float(m.group(1)) if m else None
                 if build is not None:
@@ -372,16 +380,13 @@ def bench(args, pair, vng: Path, dbg: str, tmp: Path) -> int:
     warm = Samples()
     for i in range(args.runs):
         load = os.getloadavg()[0]
-        start = time.perf_counter()
-        d = run(dbg_test, timeout=args.timeout)
-        total = time.perf_counter() - start
-        if d.returncode != 0:
-            print(f"dbgscaffold test (unchanged) exited {d.returncode}:\n{tail(d.stdout + d.stderr, 40)}", file=sys.stderr)
+        timed = timed_test(dbg_test, args.timeout, "unchanged")
+        if timed is None:
             return 2
+        total, text = timed
         warm.total.append(total)
         warm.load.append(load)
-        print(f"  run {i + 1} {'unchanged':11} {total:6.2f} s  (exit 0; {' / '.join(closing_lines(d.stdout + d.stderr))}; load {load:.2f})",
-              flush=True)
+        print(f"  run {i + 1} {'unchanged':11} {total:6.2f} s  (exit 0; {' / '.join(closing_lines(text))}; load {load:.2f})", flush=True)
 
     print(f"\n{'':24} {'total: median (min..max)':>26} {'build':>8} {'rest':>8}   ({args.runs} runs, seconds; rest = total - build)")
     for name in names:
