@@ -163,6 +163,15 @@ def test_boot_image_extracts_caches_and_falls_back(tmp_path):
     assert again.path == got.path and "cached" in again.note
     assert not list((tmp_path / "cache" / "vmlinux").glob("*.tmp"))
 
+    # Its PVH entry marked as not booting (what a boot that died before /init does): the
+    # bzImage from now on, with the reason; another image of the same release is not marked.
+    images.mark_pvh_unbootable(image, "died before /init", cache=tmp_path / "cache")
+    marked = images.boot_image(image, cache=tmp_path / "cache")
+    assert marked.kind == "bzimage" and marked.path == image and "died before /init" in marked.note, marked.note
+    rebuilt = tmp_path / "vmlinuz-6.9.0-test-rebuilt"
+    rebuilt.write_bytes(fake_bzimage(lzma.compress(tiny_pvh_elf() + b"\0" * 16), "6.9.0-test"))
+    assert images.boot_image(rebuilt, cache=tmp_path / "cache").kind == "pvh-elf"
+
     # No PVH note: the bzImage itself, and say why.
     noted = tmp_path / "vmlinuz-6.9.0-nopvh"
     noted.write_bytes(fake_bzimage(gzip.compress(plain_elf()), "6.9.0-nopvh"))

@@ -342,10 +342,10 @@ def image_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _cache_path(data: bytes, release: str, cache: Path | None, suffix: str) -> Path:
-    """Where what we know of the image `data` is kept: its vmlinux (.elf), or that its PVH
-    entry does not boot (.no-pvh)."""
-    return (cache or cache_dir()) / "vmlinux" / f"{release}-{image_digest(data)}{suffix}"
+def _cache_path(release: str, digest: str, cache: Path | None, suffix: str) -> Path:
+    """Where what we know of the image whose image_digest() is `digest` is kept: its
+    vmlinux (.elf), or that its PVH entry does not boot (.no-pvh)."""
+    return (cache or cache_dir()) / "vmlinux" / f"{release}-{digest}{suffix}"
 
 
 def mark_pvh_unbootable(image: Path, why: str, release: str | None = None, cache: Path | None = None) -> None:
@@ -355,7 +355,7 @@ def mark_pvh_unbootable(image: Path, why: str, release: str | None = None, cache
     data = read_image(image)
     info = _bzimage_info(data)
     release = release or (info.release if info else "") or Path(image).name.removeprefix(IMAGE_PREFIX)
-    atomic_write(_cache_path(data, release, cache, ".no-pvh"), why.encode())
+    atomic_write(_cache_path(release, image_digest(data), cache, ".no-pvh"), why.encode())
 
 
 def _bzimage_info(data: bytes) -> BzImageInfo | None:
@@ -372,11 +372,12 @@ def boot_image(image: Path, release: str | None = None, cache: Path | None = Non
     if pvh_entry(data) is not None:  # already an uncompressed vmlinux
         return BootImage(Path(image), "pvh-elf", release or "", "given an ELF with a PVH note")
     release = release or (info.release if info else "") or Path(image).name.removeprefix(IMAGE_PREFIX)
-    target = _cache_path(data, release, cache, ".elf")  # one digest of the image's ~10 MB (10 ms)
-    marker = target.with_name(f"{target.stem}.no-pvh")  # what _cache_path(..., ".no-pvh") is
+    digest = image_digest(data)  # once: ~10 MB of sha256, 10 ms
+    marker = _cache_path(release, digest, cache, ".no-pvh")
     if marker.is_file():
         why = marker.read_text(errors="replace").strip()
         return BootImage(Path(image), "bzimage", release, f"its PVH entry does not boot ({why}); booting the bzImage")
+    target = _cache_path(release, digest, cache, ".elf")
     if target.is_file() and _intact(target):
         return BootImage(target, "pvh-elf", release, f"cached vmlinux extracted from {image}")
     try:

@@ -397,7 +397,7 @@ class AgentVM:
                 # Nothing of a module ran: the restored guest itself broke (seen on 6.12 under
                 # TCG, rarely, as an oops in interrupt context); never the module's verdict.
                 why = "the restored guest died before the payload's first check began"
-                how = what_killed(proc_stdout_reader.data().decode("utf-8", "replace").replace("\r\n", "\n"))
+                how = what_killed(self._console_text())
                 return self._retry_fresh(payload, timeout, on_line, f"{why} ({how})" if how else why)
         console = self._console_text()
         results = "".join(line + "\n" for line in lines)
